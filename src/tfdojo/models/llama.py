@@ -1,0 +1,100 @@
+"""Llama family (Touvron et al., 2023): pre-RMSNorm decoder, RoPE, SwiGLU, grouped-query attention.
+
+SmolLM2 is a small Llama: 30 layers, d=576, 9 query heads sharing 3 key/value heads, tied embeddings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from tfdojo.errors import ConfigError
+from tfdojo.models.decoding import decoder_masks
+from tfdojo.nn.blocks import PreNormBlock
+from tfdojo.nn.ffn import SwiGLU
+from tfdojo.nn.kv import KVCache
+from tfdojo.nn.norms import RMSNorm
+from tfdojo.nn.rope import RotaryEmbedding
+from tfdojo.nn.self_attention import Attention
+
+
+@dataclass
+class LlamaConfig:
+    """Hyper-parameters of a Llama-style decoder; ``head_dim`` defaults to dim / n_heads."""
+
+    vocab_size: int = 49152
+    dim: int = 576
+    n_layers: int = 30
+    n_heads: int = 9
+    n_kv_heads: int = 3
+    ffn_hidden: int = 1536
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+    max_seq_len: int = 2048
+    tie_embeddings: bool = True
+    head_dim: int | None = None
+    attention_backend: str = "sdpa"
+
+    def __post_init__(self) -> None:
+        if self.dim <= 0 or self.n_layers <= 0 or self.vocab_size <= 0 or self.ffn_hidden <= 0:
+            raise ConfigError(f"sizes must be positive: {self}")
+        if self.n_heads <= 0 or self.n_kv_heads <= 0 or self.n_heads % self.n_kv_heads:
+            raise ConfigError(f"n_heads ({self.n_heads}) must be a positive multiple of n_kv_heads ({self.n_kv_heads})")
+        if self.head_dim is None:
+            if self.dim % self.n_heads:
+                raise ConfigError(f"dim ({self.dim}) is not divisible by n_heads ({self.n_heads}); set head_dim")
+            self.head_dim = self.dim // self.n_heads
+        if self.head_dim % 2:
+            raise ConfigError(f"RoPE needs an even head_dim, got {self.head_dim}")
+
+
+class Llama(nn.Module):
+    """input_ids (B, T) -> logits (B, T, V). Pass a cache to decode incrementally."""
+
+    def __init__(self, config: LlamaConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.embed = nn.Embedding(c.vocab_size, c.dim)
+        self.rope = RotaryEmbedding(c.head_dim, c.rope_theta)
+        self.layers = nn.ModuleList(
+            PreNormBlock(
+                attn=Attention(c.dim, c.n_heads, c.n_kv_heads, c.head_dim, backend=c.attention_backend),
+                ffn=SwiGLU(c.dim, c.ffn_hidden),
+                norm1=RMSNorm(c.dim, c.norm_eps),
+                norm2=RMSNorm(c.dim, c.norm_eps),
+            )
+            for _ in range(c.n_layers)
+        )
+        self.norm = RMSNorm(c.dim, c.norm_eps)
+        self.lm_head = nn.Linear(c.dim, c.vocab_size, bias=False)
+        if c.tie_embeddings:
+            self.lm_head.weight = self.embed.weight
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        *,
+        positions: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        cache: KVCache | None = None,
+        last_only: bool = False,
+    ) -> Tensor:
+        """Logits for every position, or for the last one only (``last_only``: the prefill of generation)."""
+        past = cache.length if cache is not None else 0
+        positions, mask = decoder_masks(input_ids, past, positions, attention_mask)
+        x = self.embed(input_ids)  # (B, T, dim)
+        rope = self.rope(positions, x.dtype)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, rope=rope, mask=mask, causal=True, cache=cache, layer=i)
+        if cache is not None:
+            cache.advance(input_ids.shape[1])
+        if last_only:
+            x = x[:, -1:]
+        return self.lm_head(self.norm(x))
+
+    @torch.no_grad()
+    def num_parameters(self) -> int:
+        """Distinct parameters (a tied head counts once)."""
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,111 @@
+"""Scaled dot-product attention with a registry of interchangeable backends.
+
+    Attention(Q, K, V) = softmax(Q Kᵀ / √d + M) V          (Vaswani et al., 2017, "Attention Is All You Need")
+
+Shapes: q (B, Hq, T, D); k, v (B, Hkv, S, D). When Hkv < Hq the query heads share key/value heads in groups
+of G = Hq / Hkv (grouped-query attention, Ainslie et al. 2023; Hkv = 1 is multi-query attention):
+
+    query heads  q0 q1 q2 | q3 q4 q5 | q6 q7 q8        Hq = 9, Hkv = 3, G = 3
+    kv heads        k0    |    k1    |    k2
+
+Masks: ``mask`` is either boolean (True = may attend) or additive float, broadcastable to (B, Hq, T, S).
+``causal=True`` aligns the queries to the *end* of the keys, so query i sits at key position S - T + i;
+that is the geometry of a decode step against a cache (T < S) as well as of a plain forward (T == S).
+
+``eager`` is the readable oracle; every other backend is tested against it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tfdojo.errors import ConfigError
+from tfdojo.nn.masks import as_additive, merge_masks
+
+AttentionBackend = Callable[..., Tensor]
+_BACKENDS: dict[str, AttentionBackend] = {}
+
+
+def register_backend(name: str) -> Callable[[AttentionBackend], AttentionBackend]:
+    """Add an attention implementation under ``name`` (signature of :func:`eager_attention`)."""
+
+    def add(fn: AttentionBackend) -> AttentionBackend:
+        _BACKENDS[name] = fn
+        return fn
+
+    return add
+
+
+def available_backends() -> list[str]:
+    """Names accepted by ``scaled_dot_product(..., backend=...)``."""
+    return sorted(_BACKENDS)
+
+
+def _check_shapes(q: Tensor, k: Tensor, v: Tensor) -> int:
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        raise ConfigError(f"attention expects 4-D q, k, v (B, H, T, D); got {tuple(q.shape)}, {tuple(k.shape)}")
+    hq, hkv = q.shape[1], k.shape[1]
+    if hq % hkv:
+        raise ConfigError(f"query heads ({hq}) must be a multiple of key/value heads ({hkv})")
+    return hq // hkv
+
+
+@register_backend("eager")
+def eager_attention(
+    q: Tensor, k: Tensor, v: Tensor, *, causal: bool = False, mask: Tensor | None = None, scale: float | None = None
+) -> Tensor:
+    """Written-out attention: scores, scale, mask, softmax (in fp32), weighted sum. The oracle."""
+    groups = _check_shapes(q, k, v)
+    b, hq, t, d = q.shape
+    hkv, s = k.shape[1], k.shape[2]
+    scale = 1.0 / math.sqrt(d) if scale is None else scale
+    qg = q.view(b, hkv, groups, t, d)  # (B, Hkv, G, T, D): each kv head serves G query heads
+    scores = torch.einsum("bhgtd,bhsd->bhgts", qg.float(), k.float()) * scale  # (B, Hkv, G, T, S)
+    full = merge_masks(causal, mask, t, s, q.device)
+    if full is not None:
+        scores = scores.view(b, hq, t, s) + as_additive(full, torch.float32)  # broadcast over (B, Hq, T, S)
+        scores = scores.view(b, hkv, groups, t, s)
+    probs = torch.softmax(scores, dim=-1)
+    out = torch.einsum("bhgts,bhsd->bhgtd", probs, v.float())  # (B, Hkv, G, T, D)
+    return out.reshape(b, hq, t, d).to(q.dtype)
+
+
+@register_backend("sdpa")
+def sdpa_attention(
+    q: Tensor, k: Tensor, v: Tensor, *, causal: bool = False, mask: Tensor | None = None, scale: float | None = None
+) -> Tensor:
+    """torch.nn.functional.scaled_dot_product_attention (fused kernels where the inputs allow)."""
+    groups = _check_shapes(q, k, v)
+    t, s = q.shape[2], k.shape[2]
+    if mask is None and causal and t == s:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, enable_gqa=groups > 1)
+    full = merge_masks(causal, mask, t, s, q.device)
+    if full is not None and full.dtype != torch.bool:
+        full = full.to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=full, scale=scale, enable_gqa=groups > 1)
+
+
+def scaled_dot_product(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    causal: bool = False,
+    mask: Tensor | None = None,
+    scale: float | None = None,
+    backend: str = "eager",
+    **options: object,
+) -> Tensor:
+    """Attention through a named backend; q (B, Hq, T, D), k/v (B, Hkv, S, D) -> (B, Hq, T, D)."""
+    try:
+        fn = _BACKENDS[backend]
+    except KeyError:
+        raise ConfigError(
+            f"unknown attention backend {backend!r}; choose one of {', '.join(available_backends())}"
+        ) from None
+    return fn(q, k, v, causal=causal, mask=mask, scale=scale, **options)

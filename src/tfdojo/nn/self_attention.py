@@ -1,0 +1,59 @@
+"""Multi-head self-attention with grouped key/value heads (MHA when n_kv_heads == n_heads, MQA when 1)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from tfdojo.errors import ConfigError
+from tfdojo.nn.attention import scaled_dot_product
+from tfdojo.nn.kv import KVCache
+from tfdojo.nn.rope import apply_rope
+
+
+class Attention(nn.Module):
+    """Project to Q, K, V; optionally rotate (RoPE); attend through a backend; project back."""
+
+    def __init__(
+        self,
+        dim: int,
+        n_heads: int,
+        n_kv_heads: int | None = None,
+        head_dim: int | None = None,
+        *,
+        qkv_bias: bool = False,
+        out_bias: bool = False,
+        backend: str = "sdpa",
+    ) -> None:
+        super().__init__()
+        n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
+        if n_heads % n_kv_heads:
+            raise ConfigError(f"n_heads ({n_heads}) must be a multiple of n_kv_heads ({n_kv_heads})")
+        self.n_heads, self.n_kv_heads = n_heads, n_kv_heads
+        self.head_dim = head_dim or dim // n_heads
+        self.backend = backend
+        self.q_proj = nn.Linear(dim, n_heads * self.head_dim, bias=qkv_bias)
+        self.k_proj = nn.Linear(dim, n_kv_heads * self.head_dim, bias=qkv_bias)
+        self.v_proj = nn.Linear(dim, n_kv_heads * self.head_dim, bias=qkv_bias)
+        self.o_proj = nn.Linear(n_heads * self.head_dim, dim, bias=out_bias)
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        rope: tuple[Tensor, Tensor] | None = None,
+        mask: Tensor | None = None,
+        causal: bool = False,
+        cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> Tensor:
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)  # (B, Hq, T, D)
+        k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
+        v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)  # (B, Hkv, S, D), S = cached + T
+        y = scaled_dot_product(q, k, v, causal=causal, mask=mask, backend=self.backend)  # (B, Hq, T, D)
+        y = y.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim)  # (B, T, Hq·D)
+        return self.o_proj(y)

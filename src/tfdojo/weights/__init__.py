@@ -1,0 +1,1 @@
+"""Getting real weights in: GGUF files, Hugging Face folders, and the bundled-model registry."""
