@@ -34,3 +34,7 @@ class ContextLengthError(TfdojoError, ValueError):
 
 class TokenizerError(TfdojoError):
     """A tokenizer that cannot be built from the metadata or files given."""
+
+
+class InfeasiblePlanError(TfdojoError, ValueError):
+    """A training or serving plan that cannot fit: no parallel layout puts the model in the memory available."""
