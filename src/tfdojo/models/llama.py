@@ -1,6 +1,8 @@
 """Llama family (Touvron et al., 2023): pre-RMSNorm decoder, RoPE, SwiGLU, grouped-query attention.
 
 SmolLM2 is a small Llama: 30 layers, d=576, 9 query heads sharing 3 key/value heads, tied embeddings.
+Two later families are Llamas with one field changed: Mistral 7B (Jiang et al., 2023) attends within a sliding
+window of the last ``sliding_window`` keys; Qwen2 (Yang et al., 2024) adds biases to the q/k/v projections.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class LlamaConfig:
     tie_embeddings: bool = True
     head_dim: int | None = None
     attention_backend: str = "sdpa"
+    qkv_bias: bool = False  # Qwen2
+    sliding_window: int | None = None  # Mistral: each query sees itself and the window - 1 keys before it
 
     def __post_init__(self) -> None:
         if self.dim <= 0 or self.n_layers <= 0 or self.vocab_size <= 0 or self.ffn_hidden <= 0:
@@ -48,6 +52,8 @@ class LlamaConfig:
             self.head_dim = self.dim // self.n_heads
         if self.head_dim % 2:
             raise ConfigError(f"RoPE needs an even head_dim, got {self.head_dim}")
+        if self.sliding_window is not None and self.sliding_window <= 0:
+            raise ConfigError(f"sliding_window must be a positive number of keys or None, got {self.sliding_window}")
 
 
 class Llama(nn.Module):
@@ -60,7 +66,9 @@ class Llama(nn.Module):
         self.rope = RotaryEmbedding(c.head_dim, c.rope_theta)
         self.layers = nn.ModuleList(
             PreNormBlock(
-                attn=Attention(c.dim, c.n_heads, c.n_kv_heads, c.head_dim, backend=c.attention_backend),
+                attn=Attention(
+                    c.dim, c.n_heads, c.n_kv_heads, c.head_dim, qkv_bias=c.qkv_bias, backend=c.attention_backend
+                ),
                 ffn=SwiGLU(c.dim, c.ffn_hidden),
                 norm1=RMSNorm(c.dim, c.norm_eps),
                 norm2=RMSNorm(c.dim, c.norm_eps),
@@ -84,6 +92,8 @@ class Llama(nn.Module):
         """Logits for every position, or for the last one only (``last_only``: the prefill of generation)."""
         past = cache.length if cache is not None else 0
         positions, mask = decoder_masks(input_ids, past, positions, attention_mask)
+        if self.config.sliding_window is not None:
+            mask = _within_window(mask, input_ids.shape[1], past, self.config.sliding_window, input_ids.device)
         x = self.embed(input_ids)  # (B, T, dim)
         rope = self.rope(positions, x.dtype)
         for i, layer in enumerate(self.layers):
@@ -98,3 +108,11 @@ class Llama(nn.Module):
     def num_parameters(self) -> int:
         """Distinct parameters (a tied head counts once)."""
         return sum(p.numel() for p in self.parameters())
+
+
+def _within_window(mask: Tensor | None, t: int, past: int, window: int, device: torch.device) -> Tensor:
+    """AND a keep-mask with the sliding window: query at key position p sees keys j with p - window < j."""
+    q_pos = torch.arange(past, past + t, device=device).unsqueeze(1)  # (T, 1)
+    k_pos = torch.arange(past + t, device=device).unsqueeze(0)  # (1, S)
+    keep = k_pos > q_pos - window  # (T, S); the causal half is added by the attention call
+    return keep if mask is None else mask & keep  # (B, 1, T, S)
