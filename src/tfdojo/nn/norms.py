@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
+
+from tfdojo.errors import ConfigError
 
 
 class LayerNorm(nn.Module):
@@ -31,3 +35,15 @@ class RMSNorm(nn.Module):
         xf = x.float()
         xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * xf.to(x.dtype)
+
+
+NormKind = Literal["layernorm", "rmsnorm"]
+
+
+def make_norm(kind: NormKind, dim: int, eps: float, bias: bool = True) -> nn.Module:
+    """The norm a config names: "layernorm" (GPT-2, BERT; ``bias`` optional) or "rmsnorm" (Llama, Mistral, T5)."""
+    if kind == "layernorm":
+        return LayerNorm(dim, eps, bias)
+    if kind == "rmsnorm":
+        return RMSNorm(dim, eps)
+    raise ConfigError(f"unknown norm {kind!r}; use 'layernorm' or 'rmsnorm'")
