@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from tfdojo.calc import hardware, parallel, planner, scaling
+from tfdojo.calc import hardware, parallel, scaling
+from tfdojo.calc.params import param_count
 from tfdojo.calc.result import Result
 from tfdojo.errors import ConfigError
 from tfdojo.models.presets import preset_config
@@ -34,19 +35,12 @@ def _model_call(fn: Callable[..., Result]) -> Callable[..., Result]:
     return call
 
 
-def _params(model: str) -> Result:
-    shape = planner.model_shape(model)
-    return Result(
-        f"parameters of {model}", shape.params, "params", assumptions=("exact count of the meta-device build",)
-    )
-
-
 def _activations(layers: int, hidden: int, heads: int, seq_len: int, micro_batch: int = 1, **options: Any) -> Result:
     return parallel.activation_memory(parallel.ActivationShape(layers, hidden, heads, seq_len, micro_batch), **options)
 
 
 CALCULATORS: dict[str, Callable[..., Result]] = {
-    "params": _params,
+    "params": _model_call(param_count),
     "training_compute": scaling.training_compute,
     "chinchilla": scaling.chinchilla,
     "chinchilla_tokens": scaling.chinchilla_tokens,

@@ -6,10 +6,10 @@ plain step-time model; the answer shows the chosen layout's working like any oth
 
 from __future__ import annotations
 
-import functools
 import itertools
 from dataclasses import dataclass
 
+from tfdojo.calc.describe import describe
 from tfdojo.calc.hardware import Accelerator, get_accelerator
 from tfdojo.calc.parallel import (
     ActivationShape,
@@ -20,14 +20,12 @@ from tfdojo.calc.parallel import (
     tp_comm,
     zero_memory,
 )
+from tfdojo.calc.params import param_count
 from tfdojo.calc.result import Result, Step
 from tfdojo.errors import ConfigError, InfeasiblePlanError
-from tfdojo.models.presets import FAMILIES, Preset, get_preset
+from tfdojo.models.presets import preset_config
 
 GIB = 2**30
-
-# family -> config fields holding (layers, width, query heads, key/value heads)
-SHAPE_FIELDS = {"llama": ("n_layers", "dim", "n_heads", "n_kv_heads")}
 
 
 @dataclass(frozen=True)
@@ -35,37 +33,19 @@ class ModelShape:
     """The few numbers a parallel layout depends on: parameters, depth, width and heads."""
 
     name: str
-    params: int
+    params: float
     layers: int
     hidden: int
     heads: int
     kv_heads: int
 
 
-@functools.cache
-def _preset_shape(name: str) -> ModelShape:
-    return _shape_of(get_preset(name))
-
-
-def _shape_of(preset: Preset) -> ModelShape:
-    if preset.family not in SHAPE_FIELDS:
-        raise ConfigError(
-            f"the planner does not know the {preset.family} family yet; use one of {sorted(SHAPE_FIELDS)}"
-        )
-    config = preset.config()
-    layers, hidden, heads, kv_heads = (getattr(config, f) for f in SHAPE_FIELDS[preset.family])
-    params = sum(p.numel() for p in preset.build("meta").parameters())  # exact, tied weights counted once
-    return ModelShape(preset.name, params, layers, hidden, heads, kv_heads)
-
-
 def model_shape(model: str | object) -> ModelShape:
-    """Shape of a preset (by name) or of a family config, with its exact parameter count from a meta-device build."""
-    if isinstance(model, str):
-        return _preset_shape(model.lower())
-    family = next((f for f, (_, cls, _) in FAMILIES.items() if type(model).__name__ == cls), None)
-    if family is None:
-        raise ConfigError(f"cannot plan for a {type(model).__name__}; pass a preset name or a family config")
-    return _shape_of(Preset(type(model).__name__, family, dict(vars(model)), "a config passed in"))
+    """Shape of a preset (by name) or of a family config, read through ``describe`` and ``param_count``."""
+    config = preset_config(model) if isinstance(model, str) else model
+    arch = describe(config)
+    name = model if isinstance(model, str) else arch.family
+    return ModelShape(name, param_count(config).value, arch.n_layers, arch.dim, arch.n_heads, arch.n_kv_heads)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,13 @@ LLAMA2 = "Touvron et al. (2023), Llama 2, Table 1; meta-llama/Llama-2-*-hf confi
 LLAMA3 = "Llama Team (2024), The Llama 3 Herd of Models, Table 3; meta-llama/Meta-Llama-3-*/config.json"
 SMOLLM2 = "Allal et al. (2025), SmolLM2; HuggingFaceTB/SmolLM2-* config.json"
 GPT2 = "Radford et al. (2019), GPT-2, Table 2; openai-community/gpt2* config.json"
+GPT3 = "Brown et al. (2020), Language Models are Few-Shot Learners, Table 2.1 (GPT-3 175B)"
+BERT = "Devlin et al. (2019), BERT, section 3 (BERT-base); google-bert/bert-base-uncased config.json"
+
+
+def _gpt2(dim: int, layers: int, heads: int, positions: int = 1024) -> dict[str, Any]:
+    return {"dim": dim, "n_layers": layers, "n_heads": heads, "n_positions": positions, "vocab_size": 50257}
+
 
 _PRESETS = (
     Preset(
@@ -122,6 +129,32 @@ _PRESETS = (
         _llama(2048, 24, 32, 32, 8192, 49152, rope_theta=130000.0, max_seq_len=8192, tie_embeddings=True),
         SMOLLM2,
         1_711_376_384,
+    ),
+)
+
+_PRESETS += (
+    Preset("gpt2", "gpt2", _gpt2(768, 12, 12), GPT2, 124_439_808, ("the paper's Table 2 says 117M",)),
+    Preset("gpt2-medium", "gpt2", _gpt2(1024, 24, 16), GPT2, 354_823_168, ("the paper's Table 2 says 345M",)),
+    Preset("gpt2-large", "gpt2", _gpt2(1280, 36, 20), GPT2, 774_030_080, ("the paper's Table 2 says 762M",)),
+    Preset("gpt2-xl", "gpt2", _gpt2(1600, 48, 25), GPT2, 1_557_611_200, ("the paper's Table 2 says 1542M",)),
+    Preset(
+        "gpt-3-175b",
+        "gpt2",
+        _gpt2(12288, 96, 96, positions=2048),
+        GPT3,
+        None,
+        (
+            "the paper quotes 175.0B; its alternating locally banded sparse attention changes no parameter",
+            "GPT-2-shaped: learned positions, pre-LayerNorm, 4·d GELU MLP, tied embeddings",
+        ),
+    ),
+    Preset(
+        "bert-base",
+        "bert",
+        {},
+        BERT,
+        109_482_240,
+        ("uncased WordPiece vocabulary of 30,522; count includes the pooler",),
     ),
 )
 
