@@ -38,3 +38,7 @@ class TokenizerError(TfdojoError):
 
 class InfeasiblePlanError(TfdojoError, ValueError):
     """A training or serving plan that cannot fit: no parallel layout puts the model in the memory available."""
+
+
+class UnsupportedModelError(TfdojoError):
+    """A model whose architecture (or bundled family) tfdojo cannot load yet."""
