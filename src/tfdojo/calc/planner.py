@@ -161,7 +161,8 @@ def layout_step_time(shape: ModelShape, layout: Layout, job: TrainingJob, cluste
     """Seconds per optimizer step: matmul time stretched by the pipeline bubble, plus unoverlapped TP/PP/DP traffic."""
     acc = cluster.accelerator
     tokens = job.global_batch * job.seq_len
-    flops = (8 if layout.recompute else 6) * shape.params * tokens
+    passes = 8 if layout.recompute else 6  # 2 forward + 4 backward FLOPs per parameter, + 2 for a re-run forward
+    flops = passes * shape.params * tokens
     compute = flops / (cluster.gpus * acc.flops("bfloat16") * job.kernel_efficiency)
     bubble = pp_bubble(layout.pp, layout.micro_batches).value
     pipelined = compute / (1 - bubble)
@@ -186,7 +187,11 @@ def layout_step_time(shape: ModelShape, layout: Layout, job: TrainingJob, cluste
         unit="s",
         steps=(
             Step(
-                "step FLOPs", f"{8 if layout.recompute else 6} · Ψ · tokens", f"· {shape.params:.4g} · {tokens}", flops
+                "step FLOPs",
+                f"{passes} · Ψ · tokens",
+                f"{passes} · {shape.params:.4g} · {tokens}",
+                flops,
+                "FLOP",
             ),
             Step(
                 "compute",
