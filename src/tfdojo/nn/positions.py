@@ -4,6 +4,8 @@
     sinusoidal  x_p += PE[p],  PE[p, 2i] = sin(p / base^(2i/d)),  PE[p, 2i+1] = cos(p / base^(2i/d))
     learned     x_p += W[p],   W a trained (max_len, d) table
     ALiBi       scores[h, i, j] += m_h · (j - i): no embedding at all, a per-head linear penalty on distance
+
+ALiBi's bias itself is added inside attention: pass ``alibi_slopes(n_heads)`` to ``scaled_dot_product``.
 """
 
 from __future__ import annotations
@@ -59,14 +61,3 @@ def alibi_slopes(n_heads: int) -> Tensor:
     m = 2 ** math.floor(math.log2(n_heads))
     slopes = torch.cat((geometric(m), geometric(2 * m)[0::2][: n_heads - m]))
     return slopes.float()
-
-
-def alibi_bias(slopes: Tensor, t: int, s: int) -> Tensor:
-    """Additive (H, T, S) bias m_h · (j - i) for T queries aligned to the end of S keys (a cache's geometry).
-
-    Non-positive wherever the causal mask lets a query see a key; pass it as ``mask`` together with ``causal=True``.
-    """
-    q_pos = torch.arange(s - t, s, device=slopes.device).unsqueeze(1)  # (T, 1)
-    k_pos = torch.arange(s, device=slopes.device).unsqueeze(0)  # (1, S)
-    distance = (k_pos - q_pos).to(slopes.dtype)  # (T, S), ≤ 0 on and below the diagonal
-    return slopes.view(-1, 1, 1) * distance  # (H, T, S)
