@@ -36,7 +36,7 @@ from tfdojo.nn.ffn import get_activation
 class MoEAux:
     """What a MoE layer reports besides its output; the losses are unweighted (scale them in the training loss)."""
 
-    load_balancing_loss: Tensor  # () Switch/Mixtral auxiliary loss, 1 when routing is perfectly uniform
+    load_balancing_loss: Tensor  # () Switch/Mixtral auxiliary loss, top_k when routing is perfectly uniform
     z_loss: Tensor  # () ST-MoE router z-loss, mean of logsumexp(logits)²
     router_logits: Tensor  # (N, E) for the N tokens of this call, flattened in (B, T) order
     dropped: Tensor  # () int64: (token, expert) assignments dropped for capacity (tokens, when top_k = 1)
