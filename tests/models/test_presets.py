@@ -2,7 +2,6 @@
 
 import pytest
 
-from tfdojo.calc.params import param_count
 from tfdojo.errors import UnknownModelError
 from tfdojo.models.presets import PRESETS, build_preset, get_preset
 
@@ -50,8 +49,3 @@ def test_every_preset_has_a_source() -> None:
 def test_unknown_name_lists_close_matches() -> None:
     with pytest.raises(UnknownModelError, match="llama-2-70b"):
         get_preset("llama2-70b")
-
-
-@pytest.mark.parametrize("name", sorted(PRESETS))
-def test_param_calculator_agrees_with_meta_build(name: str) -> None:
-    assert param_count(get_preset(name).config()).value == _count(name)

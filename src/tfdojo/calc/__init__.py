@@ -2,3 +2,6 @@
 
 from tfdojo.calc.flops import flops_per_token, mfu
 from tfdojo.calc.params import param_count
+from tfdojo.calc.scaling import chinchilla
+
+__all__ = ["chinchilla", "flops_per_token", "mfu", "param_count"]
