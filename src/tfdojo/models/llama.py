@@ -69,7 +69,7 @@ class Llama(nn.Module):
                 attn=Attention(
                     c.dim, c.n_heads, c.n_kv_heads, c.head_dim, qkv_bias=c.qkv_bias, backend=c.attention_backend
                 ),
-                ffn=SwiGLU(c.dim, c.ffn_hidden),
+                ffn=self.feed_forward(c),
                 norm1=RMSNorm(c.dim, c.norm_eps),
                 norm2=RMSNorm(c.dim, c.norm_eps),
             )
@@ -79,6 +79,10 @@ class Llama(nn.Module):
         self.lm_head = nn.Linear(c.dim, c.vocab_size, bias=False)
         if c.tie_embeddings:
             self.lm_head.weight = self.embed.weight
+
+    def feed_forward(self, c: LlamaConfig) -> nn.Module:
+        """One block's FFN: SwiGLU here; Mixtral overrides it with a routed mixture of SwiGLU experts."""
+        return SwiGLU(c.dim, c.ffn_hidden)
 
     def forward(
         self,
