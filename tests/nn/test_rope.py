@@ -55,6 +55,31 @@ def test_scaled_frequencies_and_attention_factor_match_hf(hf_params: dict, scali
     assert not torch.allclose(ours.inv_freq, RotaryEmbedding(HEAD_DIM, BASE).inv_freq)  # the scaling did something
 
 
+@pytest.mark.parametrize(
+    "hf_params",
+    [case[0] for case in STATIC_CASES] + [{"type": "linear", "factor": 2.0}],
+    ids=lambda p: p.get("rope_type") or p.get("type"),
+)
+def test_from_hf_parses_rope_parameters_to_the_same_frequencies(hf_params: dict) -> None:
+    """HF dicts (rope_parameters, or a legacy rope_scaling with "type") give HF's numbers."""
+    config = hf_config({**hf_params, "rope_type": hf_params.get("rope_type") or hf_params["type"]})
+    expected_inv, expected_factor = ROPE_INIT_FUNCTIONS[config.rope_parameters["rope_type"]](config, None)
+    ours = RotaryEmbedding(HEAD_DIM, BASE, RopeScaling.from_hf(hf_params, TRAINED))
+    torch.testing.assert_close(ours.inv_freq, expected_inv)
+    assert ours.attention_scaling == pytest.approx(expected_factor, rel=1e-12)
+
+
+def test_from_hf_dynamic_uses_max_position_embeddings_and_default_means_none() -> None:
+    scaling = RopeScaling.from_hf({"rope_type": "dynamic", "factor": 2.0}, TRAINED)
+    assert scaling == RopeScaling("dynamic", 2.0, TRAINED)
+    assert RopeScaling.from_hf({"rope_type": "default", "rope_theta": 1e4}, TRAINED) is None
+    assert RopeScaling.from_hf(None, TRAINED) is None
+    with pytest.raises(ConfigError, match="no 'factor'"):
+        RopeScaling.from_hf({"rope_type": "yarn"}, TRAINED)
+    with pytest.raises(ConfigError, match="longrope"):
+        RopeScaling.from_hf({"rope_type": "longrope", "factor": 2.0}, TRAINED)
+
+
 def test_llama3_bands_split_as_published() -> None:
     """Short wavelengths untouched, long ones divided by the factor, some channel in the smoothed band between."""
     scaling = RopeScaling("llama3", 8.0, TRAINED)

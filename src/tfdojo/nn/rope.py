@@ -16,8 +16,9 @@ A model trained on L positions can be stretched to longer contexts by changing t
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -60,6 +61,28 @@ class RopeScaling:
                 f"llama3 RoPE needs high_freq_factor > low_freq_factor, got {self.high_freq_factor} "
                 f"<= {self.low_freq_factor}"
             )
+
+    @classmethod
+    def from_hf(cls, params: Mapping[str, Any] | None, max_position_embeddings: int) -> RopeScaling | None:
+        """Parse HF's ``rope_parameters`` / ``rope_scaling`` dict (None or "default" -> None, unscaled RoPE).
+
+        ``max_position_embeddings`` is the config's own field: HF's dynamic NTK measures length against it, and
+        it stands in for a missing ``original_max_position_embeddings``.
+        """
+        kind = (params or {}).get("rope_type") or (params or {}).get("type") or "default"
+        if kind == "default":
+            return None
+        if kind not in ("linear", "dynamic", "yarn", "llama3"):
+            raise ConfigError(f"RoPE type {kind!r} is not supported; tfdojo has linear, dynamic, yarn and llama3")
+        original = max_position_embeddings
+        if kind != "dynamic":
+            original = params.get("original_max_position_embeddings") or max_position_embeddings
+        if params.get("factor") is None:
+            raise ConfigError(f"RoPE scaling {kind!r} in the config has no 'factor'; add the one it was trained with")
+        known = ("low_freq_factor", "high_freq_factor", "beta_fast", "beta_slow", "attention_factor", "mscale",
+                 "mscale_all_dim", "truncate")  # fmt: skip
+        extra = {key: params[key] for key in known if params.get(key) is not None}
+        return cls(kind, float(params["factor"]), original, **extra)
 
 
 def inverse_frequencies(head_dim: int, base: float) -> Tensor:
