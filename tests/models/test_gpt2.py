@@ -1,0 +1,65 @@
+"""GPT-2 against HF transformers' GPT2LMHeadModel (tiny random config) loaded through our HF folder loader."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hf_parity import check_left_padded, check_logits, save_and_load
+from transformers import GPT2Config as HFGPT2Config
+from transformers import GPT2LMHeadModel
+
+from tfdojo.errors import ConfigError, ContextLengthError
+from tfdojo.models.gpt2 import GPT2, GPT2Config
+
+VOCAB = 96
+
+
+def tiny_hf_gpt2(**overrides) -> GPT2LMHeadModel:
+    """A 2-layer GPT-2 with every parameter (LayerNorm and biases too) perturbed away from its init."""
+    torch.manual_seed(0)
+    config = HFGPT2Config(vocab_size=VOCAB, n_positions=32, n_embd=32, n_layer=2, n_head=4, **overrides)
+    model = GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return model
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_logits_match_hf(tmp_path, tied):
+    hf = tiny_hf_gpt2(tie_word_embeddings=tied)
+    ours = save_and_load(hf, tmp_path)
+    assert ours.config.tie_embeddings is tied
+    assert (ours.lm_head.weight is ours.embed.weight) is tied
+    check_logits(ours, hf, VOCAB)
+
+
+def test_left_padded_batch_matches_each_prompt_alone(tmp_path):
+    hf = tiny_hf_gpt2()
+    check_left_padded(save_and_load(hf, tmp_path), hf, VOCAB)
+
+
+def test_inner_width_and_activation_follow_config_json(tmp_path):
+    hf = tiny_hf_gpt2(n_inner=48, activation_function="relu")
+    ours = save_and_load(hf, tmp_path)
+    assert (ours.config.ffn_hidden, ours.config.activation) == (48, "relu")
+    check_logits(ours, hf, VOCAB)
+
+
+def test_unsupported_attention_scaling_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="scale_attn_by_inverse_layer_idx"):
+        save_and_load(tiny_hf_gpt2(scale_attn_by_inverse_layer_idx=True), tmp_path)
+
+
+def test_config_validation():
+    assert GPT2Config(dim=64, n_heads=4).ffn_hidden == 256
+    with pytest.raises(ConfigError, match="divisible"):
+        GPT2Config(dim=30, n_heads=4)
+    with pytest.raises(ConfigError, match="activation"):
+        GPT2Config(activation="swish")
+
+
+def test_prompt_longer_than_positions_raises():
+    model = GPT2(GPT2Config(vocab_size=VOCAB, n_positions=8, dim=16, n_layers=1, n_heads=2))
+    with pytest.raises(ContextLengthError, match="8 learned positions"):
+        model(torch.zeros(1, 9, dtype=torch.long))
