@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any
 
 from tfdojo.calc import hardware, parallel, scaling
+from tfdojo.calc.flops import flops_per_token
 from tfdojo.calc.params import param_count
 from tfdojo.calc.result import Result
 from tfdojo.errors import ConfigError
@@ -41,6 +42,7 @@ def _activations(layers: int, hidden: int, heads: int, seq_len: int, micro_batch
 
 CALCULATORS: dict[str, Callable[..., Result]] = {
     "params": _model_call(param_count),
+    "flops_per_token": _model_call(flops_per_token),
     "training_compute": scaling.training_compute,
     "chinchilla": scaling.chinchilla,
     "chinchilla_tokens": scaling.chinchilla_tokens,
