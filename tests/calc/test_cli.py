@@ -1,0 +1,75 @@
+"""`tfdojo calc …` through Typer's CliRunner: values, JSON output, and clear errors without tracebacks."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tfdojo.calc.cli import app
+
+runner = CliRunner()
+
+
+def _json(*args: str) -> dict:
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_params_json_is_the_published_count() -> None:
+    d = _json("params", "--model", "llama-2-7b")
+    assert d["value"] == 6_738_415_616 and d["unit"] == "params"
+    assert d["steps"] and d["assumptions"]
+
+
+def test_chinchilla_rule_and_fit() -> None:
+    assert _json("chinchilla", "5.76e23")["value"] == pytest.approx((5.76e23 / 120) ** 0.5)
+    assert 25e9 < _json("chinchilla", "5.76e23", "--fit")["value"] < 70e9
+
+
+def test_loss() -> None:
+    d = _json("loss", "--params", "70e9", "--tokens", "1.4e12")
+    assert d["value"] == pytest.approx(1.69 + 406.4 / 70e9**0.34 + 410.7 / 1.4e12**0.28)
+
+
+def test_flops() -> None:
+    d = _json("flops", "--model", "llama-2-7b", "--seq-len", "2048")
+    assert d["value"] == pytest.approx(6 * 6.74e9, rel=0.15)
+
+
+def test_plan_prints_a_derivation() -> None:
+    result = runner.invoke(app, ["plan", "--model", "llama-2-70b", "--gpus", "64", "--gpu", "h100-80gb"])
+    assert result.exit_code == 0, result.output
+    assert "plan: TP=" in result.stdout and "ZeRO" in result.stdout and "GiB" in result.stdout
+    d = _json("plan", "--model", "llama-2-70b", "--gpus", "64", "--gpu", "h100-80gb")
+    assert d["value"] <= 0.9 * 80 * 2**30
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["params", "--model", "llama-2-70"], "llama-2-70b"),
+        (["plan", "--model", "llama-2-70b", "--gpus", "1", "--gpu", "a100-40gb"], "does not fit"),
+        (["plan", "--model", "llama-2-7b", "--gpus", "8", "--gpu", "b300"], "unknown accelerator"),
+        (["chinchilla", "0"], "positive"),
+    ],
+)
+def test_errors_are_one_line_and_exit_1(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_presets_and_hardware_lists() -> None:
+    names = {row["name"] for row in json.loads(runner.invoke(app, ["presets", "--json"]).stdout)}
+    assert {"llama-2-70b", "gpt2", "bert-base", "gpt-3-175b"} <= names
+    gpus = {row["name"]: row for row in json.loads(runner.invoke(app, ["hardware", "--json"]).stdout)}
+    assert gpus["h100-80gb"]["peak_flops"]["bfloat16"] == pytest.approx(989.5e12)
+
+
+def test_claims_all_agree() -> None:
+    result = runner.invoke(app, ["claims", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) >= 20 and all(r["computed"] == r["recorded"] for r in rows)
