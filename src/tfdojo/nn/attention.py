@@ -11,8 +11,13 @@ of G = Hq / Hkv (grouped-query attention, Ainslie et al. 2023; Hkv = 1 is multi-
 Masks: ``mask`` is either boolean (True = may attend) or additive float, broadcastable to (B, Hq, T, S).
 ``causal=True`` aligns the queries to the *end* of the keys, so query i sits at key position S - T + i;
 that is the geometry of a decode step against a cache (T < S) as well as of a plain forward (T == S).
+``window=W`` keeps only keys within W positions (Mistral's sliding window when causal, a local band when not);
+``alibi_slopes`` (Hq,) adds ALiBi's linear distance bias. Both are options of eager, sdpa and tiled alike.
 
-``eager`` is the readable oracle; every other backend is tested against it.
+``eager`` is the readable oracle; every other backend is tested against it. The backends that change the
+maths (linear, Performer, Linformer) and the faster exact ones (tiled, block-sparse) live in
+``tfdojo.nn.backends``, imported on the first lookup by name so that registering them cannot cause an
+import cycle.
 """
 
 from __future__ import annotations
@@ -41,12 +46,30 @@ def register_backend(name: str) -> Callable[[AttentionBackend], AttentionBackend
     return add
 
 
+def _load_backends() -> None:
+    import tfdojo.nn.backends  # noqa: F401  (registers the remaining backends on import)
+
+
 def available_backends() -> list[str]:
     """Names accepted by ``scaled_dot_product(..., backend=...)``."""
+    _load_backends()
     return sorted(_BACKENDS)
 
 
-def _check_shapes(q: Tensor, k: Tensor, v: Tensor) -> int:
+def get_backend(name: str) -> AttentionBackend:
+    """The attention function registered under ``name``; ConfigError naming the choices otherwise."""
+    if name not in _BACKENDS:
+        _load_backends()
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown attention backend {name!r}; choose one of {', '.join(available_backends())}"
+        ) from None
+
+
+def check_shapes(q: Tensor, k: Tensor, v: Tensor) -> int:
+    """Validate q (B, Hq, T, D), k/v (B, Hkv, S, D) and return the group size G = Hq / Hkv."""
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ConfigError(f"attention expects 4-D q, k, v (B, H, T, D); got {tuple(q.shape)}, {tuple(k.shape)}")
     hq, hkv = q.shape[1], k.shape[1]
@@ -57,34 +80,51 @@ def _check_shapes(q: Tensor, k: Tensor, v: Tensor) -> int:
 
 @register_backend("eager")
 def eager_attention(
-    q: Tensor, k: Tensor, v: Tensor, *, causal: bool = False, mask: Tensor | None = None, scale: float | None = None
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    causal: bool = False,
+    mask: Tensor | None = None,
+    scale: float | None = None,
+    window: int | None = None,
+    alibi_slopes: Tensor | None = None,
 ) -> Tensor:
-    """Written-out attention: scores, scale, mask, softmax (in fp32), weighted sum. The oracle."""
-    groups = _check_shapes(q, k, v)
+    """Written-out attention: scores, scale, mask, softmax (fp32 or wider), weighted sum. The oracle."""
+    groups = check_shapes(q, k, v)
     b, hq, t, d = q.shape
     hkv, s = k.shape[1], k.shape[2]
     scale = 1.0 / math.sqrt(d) if scale is None else scale
     qg = q.view(b, hkv, groups, t, d)  # (B, Hkv, G, T, D): each kv head serves G query heads
-    scores = torch.einsum("bhgtd,bhsd->bhgts", qg.float(), k.float()) * scale  # (B, Hkv, G, T, S)
-    full = merge_masks(causal, mask, t, s, q.device)
+    work = torch.promote_types(q.dtype, torch.float32)  # fp32 at least; fp64 stays fp64 for references
+    scores = torch.einsum("bhgtd,bhsd->bhgts", qg.to(work), k.to(work)) * scale  # (B, Hkv, G, T, S)
+    full = merge_masks(causal, mask, t, s, q.device, window=window, alibi_slopes=alibi_slopes)
     if full is not None:
-        scores = scores.view(b, hq, t, s) + as_additive(full, torch.float32)  # broadcast over (B, Hq, T, S)
+        scores = scores.view(b, hq, t, s) + as_additive(full, work)  # broadcast over (B, Hq, T, S)
         scores = scores.view(b, hkv, groups, t, s)
     probs = torch.softmax(scores, dim=-1)
-    out = torch.einsum("bhgts,bhsd->bhgtd", probs, v.float())  # (B, Hkv, G, T, D)
+    out = torch.einsum("bhgts,bhsd->bhgtd", probs, v.to(work))  # (B, Hkv, G, T, D)
     return out.reshape(b, hq, t, d).to(q.dtype)
 
 
 @register_backend("sdpa")
 def sdpa_attention(
-    q: Tensor, k: Tensor, v: Tensor, *, causal: bool = False, mask: Tensor | None = None, scale: float | None = None
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    causal: bool = False,
+    mask: Tensor | None = None,
+    scale: float | None = None,
+    window: int | None = None,
+    alibi_slopes: Tensor | None = None,
 ) -> Tensor:
     """torch.nn.functional.scaled_dot_product_attention (fused kernels where the inputs allow)."""
-    groups = _check_shapes(q, k, v)
+    groups = check_shapes(q, k, v)
     t, s = q.shape[2], k.shape[2]
-    if mask is None and causal and t == s:
+    if mask is None and window is None and alibi_slopes is None and causal and t == s:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, enable_gqa=groups > 1)
-    full = merge_masks(causal, mask, t, s, q.device)
+    full = merge_masks(causal, mask, t, s, q.device, window=window, alibi_slopes=alibi_slopes)
     if full is not None and full.dtype != torch.bool:
         full = full.to(q.dtype)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=full, scale=scale, enable_gqa=groups > 1)
@@ -101,11 +141,9 @@ def scaled_dot_product(
     backend: str = "eager",
     **options: object,
 ) -> Tensor:
-    """Attention through a named backend; q (B, Hq, T, D), k/v (B, Hkv, S, D) -> (B, Hq, T, D)."""
-    try:
-        fn = _BACKENDS[backend]
-    except KeyError:
-        raise ConfigError(
-            f"unknown attention backend {backend!r}; choose one of {', '.join(available_backends())}"
-        ) from None
-    return fn(q, k, v, causal=causal, mask=mask, scale=scale, **options)
+    """Attention through a named backend; q (B, Hq, T, D), k/v (B, Hkv, S, D) -> (B, Hq, T, D).
+
+    ``options`` go to the backend: ``window``/``alibi_slopes`` (eager, sdpa, tiled), tile sizes (tiled),
+    the sparsity pattern (block_sparse), a feature map (linear) or projections (linformer).
+    """
+    return get_backend(backend)(q, k, v, causal=causal, mask=mask, scale=scale, **options)
