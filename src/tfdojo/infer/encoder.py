@@ -34,7 +34,7 @@ class Encoder:
                 f"max_length {self.max_length} exceeds the model's {config.max_positions} positions; lower it"
             )
 
-    def _tokenize(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
+    def tokenize(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
         """Padded ids and attention mask (B, T): [CLS] text [SEP], the text cut so the whole fits max_length."""
         if self.tokenizer is None:
             raise TokenizerError("this encoder was loaded without a tokenizer.json; load a folder that has one")
@@ -63,7 +63,7 @@ class Encoder:
         by_length = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths share a batch
         for start in range(0, len(texts), batch_size):
             index = by_length[start : start + batch_size]
-            ids, mask = self._tokenize([texts[i] for i in index])
+            ids, mask = self.tokenize([texts[i] for i in index])
             hidden = self.model(ids.to(device), attention_mask=mask.to(device))  # (B, T, dim)
             out[index] = F.normalize(mean_pool(hidden, mask.to(device)).float(), dim=-1).cpu()
         return out

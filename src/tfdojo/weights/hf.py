@@ -96,8 +96,9 @@ def load_hf_model(folder: str | Path, *, dtype: torch.dtype = torch.float32) -> 
 
 
 def load_hf_folder(folder: str | Path, *, dtype: torch.dtype = torch.float32) -> Any:
-    """A ``LanguageModel`` (decoder families) or ``Encoder`` (BERT) for a Hugging Face folder."""
+    """A ``LanguageModel`` (decoder families) or ``Encoder`` (BERT) for a Hugging Face folder, weights frozen."""
     folder = Path(folder)
     family, config, model = _build(folder, dtype)
+    model.requires_grad_(False)  # an inference object; train from load_hf_model's trainable copy instead
     tokenizer = Tokenizer.from_file(folder / "tokenizer.json") if (folder / "tokenizer.json").is_file() else None
     return family.wrap(config, model, tokenizer, folder)
