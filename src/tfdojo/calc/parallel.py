@@ -33,6 +33,18 @@ def _ring(n: int) -> float:
     return (n - 1) / n
 
 
+def _check_stage(stage: int) -> None:
+    if stage not in (0, 1, 2, 3):
+        raise ConfigError(f"ZeRO stage must be 0, 1, 2 or 3, got {stage}")
+
+
+def _activation_step(micro_batch: int, seq_len: int, hidden: int, act_bytes: float, tensor: float) -> Step:
+    """The working line for one micro-batch's activation tensor, b·s·h elements."""
+    return Step(
+        "activation", "b · s · h · bytes", f"{micro_batch} · {seq_len} · {hidden} · {act_bytes:g}", tensor, "bytes"
+    )
+
+
 def zero_memory(
     params: float,
     dp: int,
@@ -44,8 +56,7 @@ def zero_memory(
 ) -> Result:
     """Model-state bytes per GPU (weights, gradients, optimizer) under ZeRO stage 0–3 (Rajbhandari et al., 2020)."""
     _check(params=params, dp=dp)
-    if stage not in (0, 1, 2, 3):
-        raise ConfigError(f"ZeRO stage must be 0, 1, 2 or 3, got {stage}")
+    _check_stage(stage)
     shard = {"weights": stage >= 3, "gradients": stage >= 2, "optimizer": stage >= 1}
     per_param = {"weights": weight_bytes, "gradients": grad_bytes, "optimizer": optimizer_bytes}
     parts = {k: per_param[k] * params / (dp if shard[k] else 1) for k in per_param}
@@ -84,8 +95,7 @@ def zero_memory(
 def dp_comm(params: float, dp: int, stage: int = 0, *, grad_bytes: float = 2) -> Result:
     """Bytes each data-parallel rank sends per step: all-reduce 2(n−1)/n·Ψ; ZeRO-3 adds one all-gather (3×)."""
     _check(params=params, dp=dp)
-    if stage not in (0, 1, 2, 3):
-        raise ConfigError(f"ZeRO stage must be 0, 1, 2 or 3, got {stage}")
+    _check_stage(stage)
     passes = 3 if stage == 3 else 2
     value = passes * _ring(dp) * params * grad_bytes
     return Result(
@@ -133,13 +143,7 @@ def tp_comm(
         value=value,
         unit="bytes",
         steps=(
-            Step(
-                "activation",
-                "b · s · h · bytes",
-                f"{micro_batch} · {seq_len} · {hidden} · {act_bytes:g}",
-                tensor,
-                "bytes",
-            ),
+            _activation_step(micro_batch, seq_len, hidden, act_bytes, tensor),
             Step(
                 "one all-reduce", "2 (t−1)/t · activation", f"2 · {tp - 1}/{tp} · {tensor:.4g}", per_all_reduce, "bytes"
             ),
@@ -189,13 +193,7 @@ def pp_comm(hidden: int, seq_len: int, micro_batch: int, micro_batches: int, *, 
         value=value,
         unit="bytes",
         steps=(
-            Step(
-                "activation",
-                "b · s · h · bytes",
-                f"{micro_batch} · {seq_len} · {hidden} · {act_bytes:g}",
-                tensor,
-                "bytes",
-            ),
+            _activation_step(micro_batch, seq_len, hidden, act_bytes, tensor),
             Step("per step", "2 · m · activation", f"2 · {micro_batches} · {tensor:.4g}", value, "bytes"),
         ),
         assumptions=("point-to-point sends between neighbouring stages; first and last stages send half",),
