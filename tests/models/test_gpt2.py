@@ -10,6 +10,7 @@ from transformers import GPT2LMHeadModel
 
 from tfdojo.errors import ConfigError, ContextLengthError
 from tfdojo.models.gpt2 import GPT2, GPT2Config
+from tfdojo.weights.hf import load_hf_folder
 
 VOCAB = 96
 
@@ -63,3 +64,25 @@ def test_prompt_longer_than_positions_raises():
     model = GPT2(GPT2Config(vocab_size=VOCAB, n_positions=8, dim=16, n_layers=1, n_heads=2))
     with pytest.raises(ContextLengthError, match="8 learned positions"):
         model(torch.zeros(1, 9, dtype=torch.long))
+
+
+def word_level_tokenizer(folder) -> None:
+    """Write a tokenizer.json whose words t0 … t95 are the ids 0 … 95, split on whitespace."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tokenizer = Tokenizer(models.WordLevel({f"t{i}": i for i in range(VOCAB)}, unk_token="t0"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.save(str(folder / "tokenizer.json"))
+
+
+def test_folder_with_tokenizer_generates_hf_greedy_tokens(tmp_path):
+    hf = tiny_hf_gpt2()
+    hf.save_pretrained(tmp_path)
+    word_level_tokenizer(tmp_path)
+    lm = load_hf_folder(tmp_path)  # a LanguageModel: generation runs through our KV cache and learned positions
+    assert not any(p.requires_grad for p in lm.model.parameters())
+    out = lm.generate("t5 t17 t3 t90", max_new_tokens=8, ignore_eos=True)
+    prompt = torch.tensor([[5, 17, 3, 90]])
+    expected = hf.generate(prompt, max_new_tokens=8, do_sample=False, pad_token_id=0, eos_token_id=None)
+    assert list(out.token_ids) == expected[0, 4:].tolist()
+    assert out.text.split() == [f"t{i}" for i in expected[0, 4:].tolist()]
