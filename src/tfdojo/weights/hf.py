@@ -19,12 +19,22 @@ from tfdojo.weights.hf_bert import BERT_FAMILY
 from tfdojo.weights.hf_family import HFCheckpoint, HFFamily
 from tfdojo.weights.hf_gpt2 import GPT2_FAMILY
 from tfdojo.weights.hf_llama import LLAMA_FAMILY
+from tfdojo.weights.hf_mistral import MISTRAL_FAMILY
+from tfdojo.weights.hf_mixtral import MIXTRAL_FAMILY
+from tfdojo.weights.hf_qwen2 import QWEN2_FAMILY
+from tfdojo.weights.hf_t5 import T5_FAMILY
+from tfdojo.weights.hf_vit import VIT_FAMILY
 from tfdojo.weights.safetensors_io import read_safetensors_folder
 
 HF_FAMILIES: dict[str, HFFamily] = {
     "gpt2": GPT2_FAMILY,
     "llama": LLAMA_FAMILY,
     "bert": BERT_FAMILY,
+    "mistral": MISTRAL_FAMILY,
+    "qwen2": QWEN2_FAMILY,
+    "mixtral": MIXTRAL_FAMILY,
+    "t5": T5_FAMILY,
+    "vit": VIT_FAMILY,
 }
 
 
