@@ -12,6 +12,16 @@ from tfdojo.weights.hf import load_hf_model
 TOL = {"atol": 1e-5, "rtol": 1e-4}
 
 
+def perturbed(model: nn.Module, seed: int = 1) -> nn.Module:
+    """``model`` in eval mode with every parameter (norms and biases too) moved off its init, so a mis-mapped
+    LayerNorm weight or bias cannot go unnoticed."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return model.eval()
+
+
 def save_and_load(hf_model: nn.Module, folder: Path) -> nn.Module:
     """Write ``hf_model`` with save_pretrained and read it back with tfdojo's loader (eval mode, fp32)."""
     hf_model.save_pretrained(folder)

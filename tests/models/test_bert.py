@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hf_parity import TOL
+from hf_parity import TOL, perturbed
 from transformers import BertConfig as HFBertConfig
 from transformers import BertForMaskedLM, BertModel
 
@@ -27,15 +27,6 @@ def tiny_hf_bert_config(**overrides) -> HFBertConfig:
         type_vocab_size=3,
     )
     return HFBertConfig(**(fields | overrides))
-
-
-def perturbed(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` in eval mode with every parameter (LayerNorms and biases too) moved away from its init."""
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return model.eval()
 
 
 def padded_batch() -> dict[str, torch.Tensor]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hf_parity import check_left_padded, check_logits, save_and_load
+from hf_parity import check_left_padded, check_logits, perturbed, save_and_load
 from transformers import GPT2Config as HFGPT2Config
 from transformers import GPT2LMHeadModel
 
@@ -19,11 +19,7 @@ def tiny_hf_gpt2(**overrides) -> GPT2LMHeadModel:
     """A 2-layer GPT-2 with every parameter (LayerNorm and biases too) perturbed away from its init."""
     torch.manual_seed(0)
     config = HFGPT2Config(vocab_size=VOCAB, n_positions=32, n_embd=32, n_layer=2, n_head=4, **overrides)
-    model = GPT2LMHeadModel(config).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return model
+    return perturbed(GPT2LMHeadModel(config))
 
 
 @pytest.mark.parametrize("tied", [True, False])

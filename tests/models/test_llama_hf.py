@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hf_parity import check_left_padded, check_logits, save_and_load
+from hf_parity import check_left_padded, check_logits, perturbed, save_and_load
 from transformers import LlamaConfig as HFLlamaConfig
 from transformers import LlamaForCausalLM
 
@@ -27,11 +27,7 @@ def tiny_hf_llama(**overrides) -> LlamaForCausalLM:
         rope_theta=5000.0,
         max_position_embeddings=64,
     )
-    model = LlamaForCausalLM(HFLlamaConfig(**(fields | overrides))).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return model
+    return perturbed(LlamaForCausalLM(HFLlamaConfig(**(fields | overrides))))
 
 
 @pytest.mark.parametrize("tied", [False, True])
