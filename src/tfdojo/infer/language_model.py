@@ -1,0 +1,34 @@
+"""LanguageModel: what ``tfdojo.load`` returns for a decoder — config, module and tokenizer, ready to generate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from tfdojo.errors import TokenizerError
+from tfdojo.infer.generate import Generation, Prompt, Tokenizer, generate
+
+
+@dataclass
+class LanguageModel:
+    """A decoder-only model with its tokenizer; ``generate`` and ``chat`` return only the new text."""
+
+    config: Any
+    model: nn.Module
+    tokenizer: Tokenizer
+
+    def generate(self, prompt_or_ids: Prompt | Sequence[Prompt], **kwargs: Any) -> Generation | list[Generation]:
+        """Continue a prompt; keyword arguments as in :func:`tfdojo.infer.generate.generate`."""
+        return generate(self.model, self.tokenizer, prompt_or_ids, **kwargs)
+
+    def chat(self, messages: Sequence[dict[str, str]], **kwargs: Any) -> Generation:
+        """Answer a conversation [{"role": ..., "content": ...}, ...] through the model's chat template."""
+        apply = getattr(self.tokenizer, "apply_chat_template", None)
+        if apply is None:
+            raise TokenizerError(
+                f"{type(self.tokenizer).__name__} has no chat template; use generate() with a plain prompt"
+            )
+        return generate(self.model, self.tokenizer, apply(list(messages), add_generation_prompt=True), **kwargs)
