@@ -22,6 +22,9 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
     "llama": ("tfdojo.models.llama", "LlamaConfig", "Llama"),
     "gpt2": ("tfdojo.models.gpt2", "GPT2Config", "GPT2"),
     "bert": ("tfdojo.models.bert", "BertConfig", "Bert"),
+    "mixtral": ("tfdojo.models.mixtral", "MixtralConfig", "Mixtral"),
+    "t5": ("tfdojo.models.t5", "T5Config", "T5"),
+    "vit": ("tfdojo.models.vit", "ViTConfig", "ViT"),
 }
 
 
@@ -155,6 +158,48 @@ _PRESETS += (
         BERT,
         109_482_240,
         ("uncased WordPiece vocabulary of 30,522; count includes the pooler",),
+    ),
+)
+
+MISTRAL = "Jiang et al. (2023), Mistral 7B, Table 1; mistralai/Mistral-7B-v0.1 config.json"
+MIXTRAL = "Jiang et al. (2024), Mixtral of Experts, Table 1; mistralai/Mixtral-8x7B-v0.1 config.json"
+T5 = "Raffel et al. (2020), T5, section 3.7 (small, base); google-t5/t5-small and t5-base config.json"
+VIT = "Dosovitskiy et al. (2021), An Image is Worth 16x16 Words, Table 1 (ViT-Base); google/vit-base-patch16-224"
+
+_PRESETS += (
+    Preset(
+        "mistral-7b",
+        "llama",
+        _llama(4096, 32, 32, 8, 14336, 32000, max_seq_len=32768, tie_embeddings=False, sliding_window=4096),
+        MISTRAL,
+        7_241_732_096,
+        ("sliding-window attention over the last 4,096 keys; a Llama otherwise",),
+    ),
+    Preset(
+        "mixtral-8x7b",
+        "mixtral",
+        _llama(4096, 32, 32, 8, 14336, 32000, rope_theta=1e6, max_seq_len=32768, tie_embeddings=False)
+        | {"n_experts": 8, "top_k": 2},
+        MIXTRAL,
+        46_702_792_704,
+        ("8 SwiGLU experts per layer, 2 active per token: about 12.9B parameters used per token",),
+    ),
+    Preset("t5-small", "t5", {}, T5, 60_506_624, ("the paper rounds to 60M; tied embedding counted once",)),
+    Preset(
+        "t5-base",
+        "t5",
+        {"dim": 768, "ffn_hidden": 3072, "n_layers": 12, "n_heads": 12},
+        T5,
+        222_903_552,
+        ("the paper rounds to 220M",),
+    ),
+    Preset(
+        "vit-b-16",
+        "vit",
+        {},
+        VIT,
+        85_798_656,
+        ("the paper rounds to 86M; no classifier head or pooler, 224 px (196 patches + [CLS])",),
     ),
 )
 
