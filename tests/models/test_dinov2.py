@@ -7,7 +7,11 @@ import torch
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from tfdojo.weights.onnx_dinov2 import BACKBONE_OUTPUT, dinov2_onnx_path, load_dinov2_small  # noqa: E402
+from tfdojo.weights.onnx_dinov2 import (  # noqa: E402
+    BACKBONE_OUTPUT,
+    dinov2_onnx_path,
+    load_dinov2_small_encoder,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -33,8 +37,9 @@ def session(onnx_path):
 
 
 @pytest.fixture(scope="module")
-def model(onnx_path):
-    return load_dinov2_small(onnx_path)
+def encoder(onnx_path):
+    """The entry point the bundled-model registry uses: an ImageEncoder around our ViT."""
+    return load_dinov2_small_encoder()
 
 
 def _backbone(session, images):
@@ -46,9 +51,8 @@ def _backbone(session, images):
     ("height", "width"),
     [(224, 224), (14 * 20, 14 * 12)],  # the bundled size (37² positions -> 16²), and a non-square grid (-> 20 × 12)
 )
-def test_backbone_matches_onnxruntime(session, model, height, width):
+def test_backbone_matches_onnxruntime(session, encoder, height, width):
     images = torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(height))
-    with torch.no_grad():
-        ours = model(images)
+    ours = encoder.encode(images)
     assert ours.shape == (2, 1 + (height // 14) * (width // 14), 384)
     torch.testing.assert_close(ours, _backbone(session, images), rtol=1e-4, atol=1e-4)

