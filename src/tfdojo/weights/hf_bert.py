@@ -17,7 +17,7 @@ _ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "g
 
 def bert_config(hf: Mapping[str, Any], checkpoint: HFCheckpoint) -> BertConfig:
     """Our BertConfig from a BERT config.json; the pooler is kept when the checkpoint has one."""
-    refuse_unsupported(hf, {"position_embedding_type": "absolute", "is_decoder": False})
+    refuse_unsupported(hf, {"position_embedding_type": "absolute", "is_decoder": False, "add_cross_attention": False})
     act = hf_field(hf, "hidden_act", "gelu")
     if act not in _ACTIVATIONS:
         raise ConfigError(f"BERT hidden_act {act!r} is not supported; expected one of {sorted(_ACTIVATIONS)}")
