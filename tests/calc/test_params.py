@@ -11,7 +11,10 @@ from tfdojo.errors import ConfigError
 from tfdojo.models.bert import Bert, BertConfig
 from tfdojo.models.gpt2 import GPT2, GPT2Config
 from tfdojo.models.llama import Llama, LlamaConfig
+from tfdojo.models.mixtral import Mixtral, MixtralConfig
 from tfdojo.models.presets import PRESETS, build_preset
+from tfdojo.models.t5 import T5, T5Config
+from tfdojo.models.vit import ViT, ViTConfig
 
 LLAMAS = {
     "tied-gqa": LlamaConfig(vocab_size=301, dim=96, n_layers=3, n_heads=6, n_kv_heads=2, ffn_hidden=160),
@@ -39,6 +42,17 @@ FAMILY_CONFIGS = {
         BertConfig(vocab_size=77, max_positions=8, type_vocab_size=3, dim=32, n_layers=1, n_heads=2, ffn_hidden=40,
                    pooler=False),
     ),
+    "qwen2-style-qkv-bias": (Llama, LlamaConfig(vocab_size=64, dim=32, n_layers=2, n_heads=4, n_kv_heads=2,
+                                                ffn_hidden=48, qkv_bias=True)),
+    "mixtral": (Mixtral, MixtralConfig(vocab_size=64, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn_hidden=48,
+                                       n_experts=4, top_k=2, tie_embeddings=False)),
+    "t5-gated-asymmetric": (T5, T5Config(vocab_size=100, dim=32, head_dim=8, ffn_hidden=40, n_layers=2,
+                                         n_decoder_layers=3, n_heads=4, gated_ffn=True, activation="gelu_tanh",
+                                         tie_embeddings=False)),
+    "t5-relu-tied": (T5, T5Config(vocab_size=90, dim=24, head_dim=6, ffn_hidden=30, n_layers=1, n_heads=2)),
+    "vit": (ViT, ViTConfig(image_size=32, patch_size=8, dim=48, n_layers=2, n_heads=4, ffn_hidden=96)),
+    "vit-layer-scale-no-qkv-bias": (ViT, ViTConfig(image_size=28, patch_size=14, channels=1, dim=32, n_layers=1,
+                                                   n_heads=2, ffn_hidden=40, qkv_bias=False, layer_scale=True)),
 }  # fmt: skip
 
 

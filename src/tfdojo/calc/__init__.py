@@ -5,3 +5,4 @@ from tfdojo.calc.params import param_count
 from tfdojo.calc.scaling import chinchilla
 
 __all__ = ["chinchilla", "flops_per_token", "mfu", "param_count"]
+from tfdojo.calc.memory import train_memory

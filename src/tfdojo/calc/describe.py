@@ -8,13 +8,16 @@ is an error that says so.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 from tfdojo.errors import ConfigError
 from tfdojo.models.bert import BertConfig
 from tfdojo.models.gpt2 import GPT2Config
 from tfdojo.models.llama import LlamaConfig
+from tfdojo.models.mixtral import MixtralConfig
+from tfdojo.models.t5 import T5Config
+from tfdojo.models.vit import ViTConfig
 
 FFNKind = Literal["gated", "mlp"]
 NormKind = Literal["rms", "layer"]
@@ -24,8 +27,11 @@ NormKind = Literal["rms", "layer"]
 class Arch:
     """The shape of a Transformer as the calculators see it (one decoder or encoder stack plus embeddings/head).
 
-    ``extra_norms`` counts norms outside the blocks (a final norm, or BERT's embedding norm); ``n_positions``
-    is the size of a learned position table (0 with rotary positions); ``n_experts`` = 0 means a dense FFN.
+    ``final_norms``: norms after the last block (pre-LN; T5 has one per stack); ``embedding_norm``: one over the
+    embeddings (BERT); ``n_positions``: rows of a learned position table (0 with rotary positions);
+    ``n_experts`` = 0: a dense FFN; ``n_cross_layers``: decoder layers (of the ``n_layers``) that also attend to
+    an encoder, with one more attention and one more norm; ``extra_params``: named family-specific parameters
+    (a patch embedding, relative position biases) counted as they are.
     """
 
     family: str
@@ -40,7 +46,8 @@ class Arch:
     tied_embeddings: bool
     norm: NormKind = "rms"
     norms_per_layer: int = 2
-    extra_norms: int = 1
+    final_norms: int = 1
+    embedding_norm: bool = False
     n_positions: int = 0
     n_token_types: int = 0
     qkv_bias: bool = False
@@ -52,6 +59,8 @@ class Arch:
     n_experts: int = 0
     experts_per_token: int = 0
     sliding_window: int | None = None
+    n_cross_layers: int = 0
+    extra_params: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         sizes = {
@@ -61,7 +70,7 @@ class Arch:
             "n_kv_heads": self.n_kv_heads,
             "head_dim": self.head_dim,
             "ffn_hidden": self.ffn_hidden,
-            "vocab_size": self.vocab_size,
+            "vocab_size": self.vocab_size + (not self.has_lm_head),  # an encoder without a head may have none
         }
         bad = {k: v for k, v in sizes.items() if v <= 0}
         if bad:
@@ -74,8 +83,15 @@ class Arch:
             )
         if self.n_experts and not self.experts_per_token:
             raise ConfigError(f"a mixture of {self.n_experts} experts needs experts_per_token ≥ 1")
+        if not 0 <= self.n_cross_layers <= self.n_layers:
+            raise ConfigError(f"n_cross_layers ({self.n_cross_layers}) must lie in [0, n_layers ({self.n_layers})]")
         if self.sliding_window is not None and self.sliding_window <= 0:
             raise ConfigError(f"sliding_window must be positive or None, got {self.sliding_window}")
+
+    @property
+    def extra_norms(self) -> int:
+        """Norms outside the blocks."""
+        return self.final_norms + self.embedding_norm
 
     @property
     def q_width(self) -> int:
@@ -106,9 +122,9 @@ def describe(config: Any) -> Arch:
     """The :class:`Arch` of a family config (an ``Arch`` is returned unchanged)."""
     if isinstance(config, Arch):
         return config
-    for cls in type(config).__mro__:
-        if cls in _ADAPTERS:
-            return _ADAPTERS[cls](config)
+    adapter = _ADAPTERS.get(type(config))  # the exact class: a subclass (Mixtral of Llama) may add parameters
+    if adapter is not None:
+        return adapter(config)
     known = ", ".join(sorted(c.__name__ for c in _ADAPTERS))
     raise ConfigError(
         f"the calculators cannot read a {type(config).__name__}; pass one of {known}, or a tfdojo.calc.describe.Arch"
@@ -129,7 +145,14 @@ def _llama(c: LlamaConfig) -> Arch:
         vocab_size=c.vocab_size,
         tied_embeddings=c.tie_embeddings,
         norm="rms",
+        qkv_bias=c.qkv_bias,
+        sliding_window=c.sliding_window,
     )
+
+
+@register_adapter(MixtralConfig)
+def _mixtral(c: MixtralConfig) -> Arch:
+    return replace(_llama(c), family="mixtral", n_experts=c.n_experts, experts_per_token=c.top_k)
 
 
 @register_adapter(GPT2Config)
@@ -167,7 +190,8 @@ def _bert(c: BertConfig) -> Arch:
         vocab_size=c.vocab_size,
         tied_embeddings=False,
         norm="layer",
-        extra_norms=1,  # the LayerNorm over the summed embeddings
+        final_norms=0,
+        embedding_norm=True,
         n_positions=c.max_positions,
         n_token_types=c.type_vocab_size,
         qkv_bias=True,
@@ -175,4 +199,52 @@ def _bert(c: BertConfig) -> Arch:
         ffn_bias=True,
         has_lm_head=False,
         pooler=c.pooler,
+    )
+
+
+@register_adapter(T5Config)
+def _t5(c: T5Config) -> Arch:
+    decoder_layers = c.n_decoder_layers or c.n_layers
+    return Arch(
+        family="t5",
+        n_layers=c.n_layers + decoder_layers,
+        dim=c.dim,
+        n_heads=c.n_heads,
+        n_kv_heads=c.n_heads,
+        head_dim=c.head_dim,
+        ffn_kind="gated" if c.gated_ffn else "mlp",
+        ffn_hidden=c.ffn_hidden,
+        vocab_size=c.vocab_size,
+        tied_embeddings=c.tie_embeddings,
+        norm="rms",
+        final_norms=2,  # one after the encoder, one after the decoder
+        n_cross_layers=decoder_layers,
+        extra_params=(("relative position biases", 2 * c.num_buckets * c.n_heads),),  # encoder's and decoder's
+    )
+
+
+@register_adapter(ViTConfig)
+def _vit(c: ViTConfig) -> Arch:
+    grid = c.pos_grid or c.image_size // c.patch_size
+    extras = [("patch embedding", c.channels * c.patch_size**2 * c.dim + c.dim), ("class token", c.dim)]
+    if c.layer_scale:
+        extras.append(("layer scales", 2 * c.n_layers * c.dim))
+    return Arch(
+        family="vit",
+        n_layers=c.n_layers,
+        dim=c.dim,
+        n_heads=c.n_heads,
+        n_kv_heads=c.n_heads,
+        head_dim=c.dim // c.n_heads,
+        ffn_kind="mlp",
+        ffn_hidden=c.ffn_hidden,
+        vocab_size=0,
+        tied_embeddings=False,
+        norm="layer",
+        n_positions=1 + grid**2,
+        qkv_bias=c.qkv_bias,
+        out_bias=True,
+        ffn_bias=True,
+        has_lm_head=False,
+        extra_params=tuple(extras),
     )

@@ -33,9 +33,9 @@ def ffn_params(a: Arch, *, active: bool = False, biases: bool = True) -> int:
 
 
 def norm_params(a: Arch) -> int:
-    """All norms: (norms per layer · L + norms outside the blocks) × (d for RMSNorm, 2d for LayerNorm)."""
+    """All norms: (per layer · L + one per cross-attention + outside the blocks) × (d RMSNorm, 2d LayerNorm)."""
     per_norm = a.dim * (2 if a.norm == "layer" else 1)
-    return (a.norms_per_layer * a.n_layers + a.extra_norms) * per_norm
+    return (a.norms_per_layer * a.n_layers + a.n_cross_layers + a.extra_norms) * per_norm
 
 
 def embedding_params(a: Arch) -> int:
@@ -56,8 +56,9 @@ def head_params(a: Arch) -> int:
 def matmul_params(a: Arch) -> int:
     """Weights one token multiplies through: active layers plus the head matrix (tied or not); no lookups, biases."""
     layer = attention_params(a, biases=False) + ffn_params(a, active=True, biases=False)
+    cross = a.n_cross_layers * attention_params(a, biases=False)
     head = a.vocab_size * a.dim if a.has_lm_head else 0
-    return a.n_layers * layer + head  # BERT's pooler runs once per sequence, not per token
+    return a.n_layers * layer + cross + head  # BERT's pooler runs once per sequence, not per token
 
 
 def param_count(config: Any) -> Result:
@@ -67,10 +68,11 @@ def param_count(config: Any) -> Result:
     attn, ffn, norms = attention_params(a), ffn_params(a), norm_params(a)
     parts = {
         "embeddings": float(embedding_params(a)),
-        "attention": float(L * attn),
+        "attention": float((L + a.n_cross_layers) * attn),
         "ffn": float(L * ffn),
         "norms": float(norms),
         "head": float(head_params(a)),
+        **{what: float(n) for what, n in a.extra_params},
     }
     total = sum(parts.values())
     ffn_formula = "3·d·F" if a.ffn_kind == "gated" else "2·d·F"
@@ -100,8 +102,8 @@ def param_count(config: Any) -> Result:
         ),
         Step(
             "norms",
-            "(norms per layer·L + outside)·" + ("2d" if a.norm == "layer" else "d"),
-            f"({a.norms_per_layer}·{L} + {a.extra_norms})·{d:,}",
+            "(norms per layer·L + cross-attention layers + outside)·" + ("2d" if a.norm == "layer" else "d"),
+            f"({a.norms_per_layer}·{L} + {a.n_cross_layers} + {a.extra_norms})·{d:,}",
             parts["norms"],
             "params",
         ),
@@ -114,8 +116,8 @@ def param_count(config: Any) -> Result:
         ),
         Step(
             "total",
-            "embeddings + L·(attention + FFN) + norms + head",
-            f"{parts['embeddings']:,.0f} + {L}·({attn:,} + {ffn:,}) + {norms:,} + {parts['head']:,.0f}",
+            " + ".join(parts),
+            " + ".join(f"{v:,.0f}" for v in parts.values()),
             total,
             "params",
         ),
@@ -127,6 +129,16 @@ def param_count(config: Any) -> Result:
             "params",
         ),
     ]
+    steps[-2:-2] = [Step(what, "family-specific", f"{n:,}", float(n), "params") for what, n in a.extra_params]
+    if a.n_cross_layers:
+        what = "attention (self + cross)"
+        steps[1] = Step(
+            what,
+            "(L + cross layers)·attention per layer",
+            f"({L} + {a.n_cross_layers})·{attn:,}",
+            parts["attention"],
+            "params",
+        )
     if a.n_experts:
         active = total - L * ffn + L * ffn_params(a, active=True)
         steps.append(

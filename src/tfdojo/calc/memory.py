@@ -1,0 +1,266 @@
+"""Memory of a model: bytes per element by dtype, weight bytes, and training memory (states + activations).
+
+Training state per parameter (Rajbhandari et al., 2020, "ZeRO", §3.1): weights and gradients at the
+compute dtype, an fp32 master copy under mixed precision, and fp32 optimizer moments (Adam keeps two).
+With bf16 + Adam that is 2 + 2 + 4 + 8 = 16 bytes per parameter, the same as plain fp32 (4 + 4 + 8).
+
+Activations are the tensors autograd keeps for backward. The per-layer terms below are what tfdojo's modules
+save -- checked against ``torch.autograd.graph.saved_tensors_hooks`` -- written with the symbols
+b batch, s sequence, d width, F FFN width, Hq·D / Hkv·D query / key widths, a bytes per activation element:
+
+    norm (RMSNorm)     b·s·d·(4 + 2a) + 4·b·s      fp32 copy of the input, normalised x, scaled output; 1/rms
+    norm (LayerNorm)   b·s·d·2a + 8·b·s            input, output; mean and 1/std in fp32
+    attention eager    4·b·s·(Hq + 2Hkv)·D + 4·b·Hq·s² + a·b·s·Hq·D    fp32 q, k, v; the s×s probabilities
+    attention fused    a·b·s·(Hq + 2Hkv)·D + a·b·s·Hq·D + 4·b·Hq·s    q, k, v, output; the log-sum-exp
+    FFN gated / MLP    4 / 2 · a·b·s·F                      gate, up, act(gate), product / pre- and post-activation
+
+A fused kernel (FlashAttention; Dao et al., 2022) never stores the s×s matrix: that is the O(s²) term.
+Per-block activation checkpointing (Chen et al., 2016) keeps only each block's input, a·b·s·d, and recomputes
+one block at a time during backward, so the peak holds one block's full activations on top.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from tfdojo.calc.describe import Arch, describe
+from tfdojo.calc.params import param_count
+from tfdojo.calc.result import Result, Step
+from tfdojo.errors import ConfigError
+
+# bytes per element; the GGUF block formats store a block of weights plus its scales (ggml's block_q* structs:
+# q4_0 = fp16 scale + 32 4-bit values = 18 bytes per 32, q8_0 = fp16 scale + 32 int8 = 34 bytes per 32, ...)
+BYTES_PER_ELEMENT: dict[str, float] = {
+    "float64": 8,
+    "float32": 4,
+    "float16": 2,
+    "bfloat16": 2,
+    "float8": 1,
+    "int8": 1,
+    "int4": 0.5,
+    "q8_0": 34 / 32,
+    "q5_1": 24 / 32,
+    "q5_0": 22 / 32,
+    "q4_1": 20 / 32,
+    "q4_0": 18 / 32,
+    "q6_k": 210 / 256,
+    "q5_k": 176 / 256,
+    "q4_k": 144 / 256,
+    "q3_k": 110 / 256,
+    "q2_k": 84 / 256,
+}
+DTYPE_ALIASES = {"fp64": "float64", "fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16"}
+DTYPE_ALIASES |= {"bf16": "bfloat16", "fp8": "float8", "float8_e4m3fn": "float8", "float8_e5m2": "float8"}
+OPTIMIZER_STATES = {"adamw": 2, "adam": 2, "lion": 1, "sgd_momentum": 1, "sgd": 0}
+
+
+def dtype_name(dtype: str | torch.dtype) -> str:
+    """Canonical name of a dtype or quantization (``torch.bfloat16``, ``"bf16"`` -> ``"bfloat16"``)."""
+    name = str(dtype).removeprefix("torch.").lower() if isinstance(dtype, torch.dtype) else str(dtype).lower()
+    name = DTYPE_ALIASES.get(name, name)
+    if name not in BYTES_PER_ELEMENT:
+        raise ConfigError(f"unknown dtype {dtype!r}; choose one of {', '.join(BYTES_PER_ELEMENT)}")
+    return name
+
+
+def bytes_per_element(dtype: str | torch.dtype) -> float:
+    """Bytes one element takes at ``dtype`` (fractional for 4-bit and block-quantized formats)."""
+    return BYTES_PER_ELEMENT[dtype_name(dtype)]
+
+
+def check_sizes(**sizes: int) -> None:
+    """ConfigError unless every size is a positive number."""
+    bad = {k: v for k, v in sizes.items() if not v > 0}
+    if bad:
+        raise ConfigError(f"sizes must be positive, got {bad}")
+
+
+def weight_bytes(config: Any, dtype: str | torch.dtype = "bfloat16") -> Result:
+    """Bytes of the weights at a dtype or quantization: parameters × bytes per parameter."""
+    params = param_count(config).value
+    per = bytes_per_element(dtype)
+    value = params * per
+    step = Step("weights", "parameters × bytes per parameter", f"{params:,.0f} × {per:g}", value, "bytes")
+    assumptions = ("every tensor at the same dtype (real quantized files keep norms and some matrices wider)",)
+    return Result(f"weights at {dtype_name(dtype)}", value, "bytes", (step,), assumptions, {"weights": value})
+
+
+@dataclass(frozen=True)
+class _Term:
+    what: str
+    formula: str
+    substituted: str
+    value: float
+
+
+def _norm_term(a: Arch, rows: int, act: float, count: int, where: str, *, with_output: bool = True) -> _Term:
+    outputs = 1 if with_output else 0  # the output is the next matmul's input, unless counted elsewhere
+    if a.norm == "rms":
+        per = rows * a.dim * (4 + (1 + outputs) * act) + 4 * rows
+        formula = f"n·(b·s·d·(4 + {1 + outputs}a) + 4·b·s)"
+        return _Term(
+            where, formula, f"{count}·({rows:,}·{a.dim}·(4 + {1 + outputs}·{act:g}) + 4·{rows:,})", count * per
+        )
+    per = rows * a.dim * (1 + outputs) * act + 8 * rows
+    formula = f"n·(b·s·d·{1 + outputs}a + 8·b·s)"
+    return _Term(where, formula, f"{count}·({rows:,}·{a.dim}·{1 + outputs}·{act:g} + 8·{rows:,})", count * per)
+
+
+def _layer_terms(a: Arch, batch: int, seq: int, act: float, fused: bool) -> list[_Term]:
+    rows = batch * seq
+    norms = _norm_term(a, rows, act, a.norms_per_layer, "norms")
+    qkv = rows * (a.q_width + 2 * a.kv_width)
+    if fused:
+        attn = _Term(
+            "attention (fused)",
+            "a·b·s·(Hq + 2Hkv)·D + a·b·s·Hq·D + 4·b·Hq·s",
+            f"{act:g}·{qkv:,} + {act:g}·{rows:,}·{a.q_width} + 4·{batch}·{a.n_heads}·{seq}",
+            act * qkv + act * rows * a.q_width + 4 * batch * a.n_heads * seq,
+        )
+    else:
+        attn = _Term(
+            "attention (eager)",
+            "4·b·s·(Hq + 2Hkv)·D + 4·b·Hq·s² + a·b·s·Hq·D",
+            f"4·{qkv:,} + 4·{batch}·{a.n_heads}·{seq}² + {act:g}·{rows:,}·{a.q_width}",
+            4 * qkv + 4 * batch * a.n_heads * seq * seq + act * rows * a.q_width,
+        )
+    saved_per_ffn = 4 if a.ffn_kind == "gated" else 2
+    experts = a.experts_per_token if a.n_experts else 1
+    ffn = _Term(
+        "FFN",
+        f"{saved_per_ffn}·a·b·s·F" + (" × k experts" if a.n_experts else ""),
+        f"{saved_per_ffn}·{act:g}·{rows:,}·{a.ffn_hidden}" + (f" × {experts}" if a.n_experts else ""),
+        saved_per_ffn * act * rows * a.ffn_hidden * experts,
+    )
+    return [norms, attn, ffn]
+
+
+def _outside_terms(a: Arch, batch: int, seq: int, act: float, checkpointing: bool) -> list[_Term]:
+    rows = batch * seq
+    id_rows = rows * (1 + (a.n_token_types > 0)) + seq * (a.n_positions > 0)
+    terms = [_Term("token ids", "8·(b·s per id tensor + s positions) (int64)", f"8·{id_rows:,}", 8.0 * id_rows)]
+    if not a.n_positions:
+        rope = 2 * seq * a.head_dim * act
+        terms.append(_Term("rotary tables", "2·s·D·a (cos, sin)", f"2·{seq}·{a.head_dim}·{act:g}", rope))
+    if a.embedding_norm:  # its output is block 0's input, kept by the checkpoint when checkpointing
+        terms.append(_norm_term(a, rows, act, 1, "embedding norm", with_output=not checkpointing))
+    if a.final_norms:
+        terms.append(_norm_term(a, rows, act, a.final_norms, "final norm"))
+    if a.has_lm_head:
+        logits = rows * (4.0 * a.vocab_size + 8)
+        what = "logits for the loss"
+        terms.append(
+            _Term(what, "b·s·(4V + 8) (fp32 log-softmax, targets)", f"{rows:,}·(4·{a.vocab_size} + 8)", logits)
+        )
+    elif checkpointing:  # the loss keeps an fp32 copy of the output, the checkpoint nothing of the last block
+        what = "output held by the loss (fp32)"
+        terms.append(_Term(what, "4·b·s·d", f"4·{rows:,}·{a.dim}", 4.0 * rows * a.dim))
+    else:  # the loss keeps an fp32 copy of the output in place of the last block's own (counted above)
+        what = "output held by the loss (fp32, in place of the last block's)"
+        terms.append(_Term(what, "(4 − a)·b·s·d", f"(4 − {act:g})·{rows:,}·{a.dim}", (4 - act) * rows * a.dim))
+    return terms
+
+
+def activation_bytes(
+    config: Any,
+    seq_len: int,
+    batch: int,
+    *,
+    dtype: str | torch.dtype = "bfloat16",
+    fused_attention: bool = True,
+    checkpointing: bool = False,
+) -> Result:
+    """Bytes autograd keeps for backward after one forward of ``batch`` × ``seq_len`` tokens (see module doc)."""
+    check_sizes(seq_len=seq_len, batch=batch)
+    a = describe(config)
+    act = bytes_per_element(dtype)
+    layer = _layer_terms(a, batch, seq_len, act, fused_attention)
+    per_layer = sum(t.value for t in layer)
+    steps = [Step(f"per layer: {t.what}", t.formula, t.substituted, t.value, "bytes") for t in layer]
+    if checkpointing:
+        kept = act * batch * seq_len * a.dim
+        steps.append(
+            Step("per layer kept (block input)", "a·b·s·d", f"{act:g}·{batch}·{seq_len}·{a.dim}", kept, "bytes")
+        )
+    else:
+        kept = per_layer
+        steps.append(
+            Step("per layer", "norms + attention + FFN", " + ".join(f"{t.value:,.0f}" for t in layer), kept, "bytes")
+        )
+    outside = _outside_terms(a, batch, seq_len, act, checkpointing)
+    steps += [Step(t.what, t.formula, t.substituted, t.value, "bytes") for t in outside]
+    parts = {"layers": a.n_layers * kept, **{t.what: t.value for t in outside}}
+    value = sum(parts.values())
+    steps.append(
+        Step("activations", "L·per layer + outside the blocks", f"{a.n_layers}·{kept:,.0f} + …", value, "bytes")
+    )
+    assumptions = (
+        f"activations at {dtype_name(dtype)}; softmax statistics, RMSNorm's upcast and the loss in fp32",
+        "the tensors tfdojo's modules save (measured with saved_tensors_hooks); no dropout",
+        "eager attention stores the s×s probabilities" if not fused_attention else "fused attention stores no s×s term",
+    )
+    return Result("activation memory", value, "bytes", tuple(steps), assumptions, parts)
+
+
+def train_memory(
+    config: Any,
+    seq_len: int,
+    batch: int,
+    *,
+    dtype: str | torch.dtype = "bfloat16",
+    optimizer: str = "adamw",
+    fused_attention: bool = True,
+    checkpointing: bool = False,
+) -> Result:
+    """Peak training memory on one device: weights, gradients, fp32 master copy, optimizer moments, activations."""
+    if optimizer not in OPTIMIZER_STATES:
+        raise ConfigError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZER_STATES)}")
+    n = param_count(config).value
+    per = bytes_per_element(dtype)
+    mixed = dtype_name(dtype) != "float32"
+    states = OPTIMIZER_STATES[optimizer]
+    acts = activation_bytes(
+        config, seq_len, batch, dtype=dtype, fused_attention=fused_attention, checkpointing=checkpointing
+    )
+    parts = {
+        "weights": n * per,
+        "gradients": n * per,
+        "master weights": 4.0 * n if mixed else 0.0,
+        "optimizer": 4.0 * states * n,
+        "activations": acts.value,
+    }
+    steps = [
+        Step("weights", "N × bytes(dtype)", f"{n:,.0f} × {per:g}", parts["weights"], "bytes"),
+        Step("gradients", "N × bytes(dtype)", f"{n:,.0f} × {per:g}", parts["gradients"], "bytes"),
+        Step(
+            "fp32 master weights",
+            "4N under mixed precision",
+            f"4 × {n:,.0f}" if mixed else "fp32: none",
+            parts["master weights"],
+            "bytes",
+        ),
+        Step(
+            f"{optimizer} state",
+            f"4 × {states} × N (fp32 moments)",
+            f"4 × {states} × {n:,.0f}",
+            parts["optimizer"],
+            "bytes",
+        ),
+        *acts.steps,
+    ]
+    if checkpointing:
+        full = activation_bytes(config, seq_len, batch, dtype=dtype, fused_attention=fused_attention)
+        block = full.parts["layers"] / describe(config).n_layers
+        parts["recomputed block"] = block
+        steps.append(Step("one block recomputed in backward", "full activations of one layer", "", block, "bytes"))
+    value = sum(parts.values())
+    steps.append(Step("peak", "sum of the parts", " + ".join(f"{v:,.0f}" for v in parts.values()), value, "bytes"))
+    assumptions = (
+        *acts.assumptions,
+        "one device, no sharding (ZeRO/FSDP divide the first four parts by the number of devices)",
+        "an upper bound: gradients fill in while activations are freed; allocator slack and temporaries not counted",
+    )
+    return Result("training memory (peak)", value, "bytes", tuple(steps), assumptions, parts)

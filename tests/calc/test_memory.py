@@ -1,0 +1,158 @@
+"""Training memory against measurement: activation bytes against the tensors autograd saves, optimizer state
+and gradients against a real AdamW step, weight bytes against the GGUF block sizes."""
+
+from __future__ import annotations
+
+import gguf
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from tfdojo.calc import train_memory
+from tfdojo.calc.memory import activation_bytes, bytes_per_element, weight_bytes
+from tfdojo.errors import ConfigError
+from tfdojo.models.bert import Bert, BertConfig
+from tfdojo.models.gpt2 import GPT2, GPT2Config
+from tfdojo.models.llama import Llama, LlamaConfig
+
+MODELS = {
+    "llama-gqa": (Llama, LlamaConfig(vocab_size=96, dim=64, n_layers=2, n_heads=8, n_kv_heads=2, ffn_hidden=160)),
+    "llama-mha-untied": (
+        Llama,
+        LlamaConfig(vocab_size=50, dim=48, n_layers=3, n_heads=4, n_kv_heads=4, ffn_hidden=128, tie_embeddings=False),
+    ),
+    "gpt2": (GPT2, GPT2Config(vocab_size=80, n_positions=64, dim=48, n_layers=2, n_heads=4)),
+    "bert": (Bert, BertConfig(vocab_size=70, max_positions=64, dim=48, n_layers=2, n_heads=4, ffn_hidden=128)),
+}
+SHAPES = [(2, 16), (1, 48), (3, 40)]  # (batch, seq_len)
+# with checkpointing a block keeps only its input, whatever the attention: one backend is enough
+VARIANTS = [("eager", False), ("sdpa", False), ("sdpa", True)]  # (attention backend, checkpointing)
+
+
+def _build(name: str, backend: str, dtype: torch.dtype, checkpointing: bool) -> nn.Module:
+    model_cls, config = MODELS[name]
+    torch.manual_seed(0)
+    model = model_cls(type(config)(**{**vars(config), "attention_backend": backend})).to(dtype)
+    if checkpointing:
+        for layer in model.layers:
+            plain = layer.forward
+            layer.forward = lambda x, _f=plain, **kw: checkpoint(_f, x, use_reentrant=False, **kw)
+    return model
+
+
+def _saved_bytes(model: nn.Module, ids: torch.Tensor) -> int:
+    """Bytes of the distinct storages autograd saves for backward, parameters excluded (they are weights)."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(ids)
+        if out.shape[-1] == model.config.dim and isinstance(model, Bert):
+            loss = out.float().square().mean()  # an encoder: a loss on the hidden states
+        else:
+            loss = F.cross_entropy(out.float().flatten(0, 1), ids.flatten())  # (B·T, V) against (B·T,)
+    loss.backward()
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize(("batch", "seq_len"), SHAPES)
+@pytest.mark.parametrize(("backend", "checkpointing"), VARIANTS)
+def test_activation_bytes_match_saved_tensors(
+    name: str, batch: int, seq_len: int, backend: str, checkpointing: bool
+) -> None:
+    model = _build(name, backend, torch.float32, checkpointing)
+    ids = torch.randint(0, model.config.vocab_size, (batch, seq_len))
+    measured = _saved_bytes(model, ids)
+    predicted = activation_bytes(
+        model.config, seq_len, batch, dtype="float32", fused_attention=backend == "sdpa", checkpointing=checkpointing
+    )
+    assert predicted.value == pytest.approx(measured, rel=0.10)
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize(("backend", "checkpointing"), VARIANTS)
+def test_activation_bytes_in_bfloat16(name: str, backend: str, checkpointing: bool) -> None:
+    model = _build(name, backend, torch.bfloat16, checkpointing)
+    ids = torch.randint(0, model.config.vocab_size, (2, 32))
+    predicted = activation_bytes(
+        model.config, 32, 2, dtype=torch.bfloat16, fused_attention=backend == "sdpa", checkpointing=checkpointing
+    )
+    assert predicted.value == pytest.approx(_saved_bytes(model, ids), rel=0.10)
+
+
+def test_the_quadratic_term_is_what_eager_adds() -> None:
+    config = MODELS["llama-gqa"][1]
+    eager = activation_bytes(config, 1024, 1, dtype="float32", fused_attention=False)
+    fused = activation_bytes(config, 1024, 1, dtype="float32", fused_attention=True)
+    probabilities = config.n_layers * 4 * config.n_heads * 1024**2  # fp32 (Hq, s, s) per layer
+    assert eager.value - fused.value == pytest.approx(probabilities, rel=0.01)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_states_match_a_real_adamw_step(dtype: str) -> None:
+    model = _build("llama-gqa", "sdpa", torch.float32, checkpointing=False)
+    optimizer = torch.optim.AdamW(model.parameters())
+    ids = torch.randint(0, 96, (2, 8))
+    F.cross_entropy(model(ids).flatten(0, 1), ids.flatten()).backward()
+    optimizer.step()
+    moments = sum(t.nbytes for s in optimizer.state.values() for k, t in s.items() if k != "step")
+    grads = sum(p.grad.nbytes for p in model.parameters())
+    weights = sum(p.nbytes for p in model.parameters())
+    result = train_memory(model.config, 8, 2, dtype=dtype)
+    assert result.parts["optimizer"] == moments
+    per = torch.tensor([], dtype=getattr(torch, dtype)).element_size() / 4  # the model ran in fp32
+    assert result.parts["gradients"] == grads * per
+    assert result.parts["weights"] == weights * per
+    assert result.parts["master weights"] == (weights if dtype == "bfloat16" else 0)
+
+
+def test_sixteen_bytes_per_parameter_for_adam_either_way() -> None:
+    config = MODELS["llama-gqa"][1]
+    for dtype in ("float32", "bfloat16"):
+        parts = train_memory(config, 8, 1, dtype=dtype).parts
+        states = parts["weights"] + parts["gradients"] + parts["master weights"] + parts["optimizer"]
+        assert states == 16 * sum(p.numel() for p in Llama(config).parameters())
+
+
+def test_checkpointing_lowers_the_peak_but_keeps_one_block() -> None:
+    config = MODELS["llama-gqa"][1]
+    plain = train_memory(config, 256, 4)
+    ckpt = train_memory(config, 256, 4, checkpointing=True)
+    assert ckpt.value < plain.value
+    assert ckpt.parts["recomputed block"] == pytest.approx(plain.parts["activations"] / 2, rel=0.5)
+
+
+@pytest.mark.parametrize("name", ["q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "q6_k", "q5_k", "q4_k", "q3_k", "q2_k"])
+def test_gguf_formats_match_ggml_block_sizes(name: str) -> None:
+    block, size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[name.upper()]]
+    assert bytes_per_element(name) == size / block
+
+
+def test_weight_bytes_of_llama_2_7b_in_fp16() -> None:
+    llama2_7b = LlamaConfig(vocab_size=32000, dim=4096, n_layers=32, n_heads=32, n_kv_heads=32, ffn_hidden=11008,
+                            tie_embeddings=False)  # fmt: skip
+    assert weight_bytes(llama2_7b, torch.float16).value == 2 * 6_738_415_616
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"seq_len": 0, "batch": 1}, "positive"),
+        ({"seq_len": 8, "batch": 0}, "positive"),
+        ({"seq_len": -8, "batch": 1}, "positive"),
+        ({"seq_len": 8, "batch": 1, "dtype": "float12"}, "unknown dtype"),
+        ({"seq_len": 8, "batch": 1, "optimizer": "adagrad"}, "unknown optimizer"),
+    ],
+)
+def test_bad_input_is_a_config_error(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        train_memory(MODELS["llama-gqa"][1], **kwargs)
