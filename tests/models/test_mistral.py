@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import torch
 from hf_parity import check_left_padded, check_logits, save_and_load
+from tiny_hf import DECODER_FIELDS, tiny_hf_decoder
 from transformers import MistralConfig, MistralForCausalLM
 
-VOCAB = 80
+VOCAB = DECODER_FIELDS["vocab_size"]
 WINDOW = 4  # shorter than the 9-token inputs of check_logits, so the window cuts off real keys
 
 
 def tiny_hf_mistral(sliding_window: int | None = WINDOW) -> MistralForCausalLM:
-    """A 2-layer Mistral with grouped key/value heads and every weight perturbed from its initial value."""
-    torch.manual_seed(0)
-    config = MistralConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        sliding_window=sliding_window,
-        max_position_embeddings=64,
-    )
-    model = MistralForCausalLM(config).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return model
+    return tiny_hf_decoder(MistralForCausalLM, MistralConfig, sliding_window=sliding_window)
 
 
 def test_sliding_window_logits_match_hf(tmp_path):

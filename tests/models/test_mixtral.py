@@ -6,6 +6,7 @@ import pytest
 import torch
 from hf_parity import TOL, check_logits, save_and_load
 from safetensors.torch import save_file
+from tiny_hf import DECODER_FIELDS, tiny_hf_decoder
 from transformers import MixtralConfig as HFMixtralConfig
 from transformers import MixtralForCausalLM
 
@@ -13,29 +14,13 @@ from tfdojo.errors import ConfigError
 from tfdojo.models.mixtral import Mixtral, MixtralConfig
 from tfdojo.weights.hf import load_hf_model
 
-VOCAB = 80
+VOCAB = DECODER_FIELDS["vocab_size"]
 
 
 def tiny_hf_mixtral(**overrides) -> MixtralForCausalLM:
-    """2 layers of 4 experts, top-2, a sliding window of 6; every weight perturbed from its initial value."""
-    torch.manual_seed(0)
-    fields = dict(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        num_local_experts=4,
-        num_experts_per_tok=2,
-        sliding_window=6,
-        max_position_embeddings=64,
-    )
-    model = MixtralForCausalLM(HFMixtralConfig(**(fields | overrides))).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return model
+    """2 layers of 4 experts, top-2, a sliding window of 6."""
+    fields = dict(num_local_experts=4, num_experts_per_tok=2, sliding_window=6)
+    return tiny_hf_decoder(MixtralForCausalLM, HFMixtralConfig, **(fields | overrides))
 
 
 @pytest.fixture(scope="module")

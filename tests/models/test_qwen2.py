@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from hf_parity import check_left_padded, check_logits, save_and_load
+from tiny_hf import DECODER_FIELDS, tiny_hf_decoder
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from tfdojo.errors import ConfigError
 from tfdojo.weights.hf import load_hf_model
 
-VOCAB = 80
+VOCAB = DECODER_FIELDS["vocab_size"]
 
 
 def tiny_hf_qwen2(**overrides) -> Qwen2ForCausalLM:
-    """A 2-layer Qwen2 with grouped key/value heads; biases and weights perturbed so that none is zero or one."""
-    torch.manual_seed(0)
-    fields = dict(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    model = Qwen2ForCausalLM(Qwen2Config(**(fields | overrides))).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return model
+    return tiny_hf_decoder(Qwen2ForCausalLM, Qwen2Config, **overrides)
 
 
 @pytest.mark.parametrize("tied", [False, True])

@@ -40,6 +40,13 @@ def tiny_hf_t5(feed_forward_proj: str) -> T5ForConditionalGeneration:
     return model
 
 
+def _saved_and_loaded(tmp_path, feed_forward_proj: str):
+    """(HF reference, our Seq2SeqLM loaded from its save_pretrained folder)."""
+    hf = tiny_hf_t5(feed_forward_proj)
+    hf.save_pretrained(tmp_path)
+    return hf, load_hf_folder(tmp_path)
+
+
 def _source(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A (2, 30) batch whose second row has 6 padding tokens at the end."""
     ids = torch.randint(2, VOCAB, (2, 30), generator=torch.Generator().manual_seed(seed))
@@ -50,9 +57,7 @@ def _source(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("feed_forward_proj", ["relu", "gated-gelu"])
 def test_logits_match_hf(tmp_path, feed_forward_proj):
-    hf = tiny_hf_t5(feed_forward_proj)
-    hf.save_pretrained(tmp_path)
-    lm = load_hf_folder(tmp_path)
+    hf, lm = _saved_and_loaded(tmp_path, feed_forward_proj)
     assert lm.config.gated_ffn == feed_forward_proj.startswith("gated") and lm.config.n_decoder_layers == 3
     ids, mask = _source(0)
     target = torch.randint(2, VOCAB, (2, 25), generator=torch.Generator().manual_seed(1))
@@ -62,9 +67,7 @@ def test_logits_match_hf(tmp_path, feed_forward_proj):
 
 
 def test_greedy_generation_matches_hf(tmp_path):
-    hf = tiny_hf_t5("gated-gelu")
-    hf.save_pretrained(tmp_path)
-    lm = load_hf_folder(tmp_path)
+    hf, lm = _saved_and_loaded(tmp_path, "gated-gelu")
     ids, mask = _source(2)
     # use_cache=False: HF's cache breaks when the decoder is deeper than the encoder (transformers 5.23)
     expected = hf.generate(ids, attention_mask=mask, do_sample=False, max_new_tokens=12, use_cache=False)
@@ -75,9 +78,7 @@ def test_greedy_generation_matches_hf(tmp_path):
 
 def test_generation_stops_at_eos_and_pads_like_hf(tmp_path):
     """EOS chosen as a token one row emits mid-way: that row is padded after it, the other runs on."""
-    hf = tiny_hf_t5("relu")
-    hf.save_pretrained(tmp_path)
-    lm = load_hf_folder(tmp_path)
+    hf, lm = _saved_and_loaded(tmp_path, "relu")
     ids, mask = _source(3)
     free_run = hf.generate(ids, attention_mask=mask, do_sample=False, max_new_tokens=10, use_cache=False)
     eos = int(free_run[0, 4])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_hf import perturbed
 from transformers import ViTConfig as HFViTConfig
 from transformers import ViTForImageClassification, ViTModel
 
@@ -25,22 +26,13 @@ def _hf_config(**overrides) -> HFViTConfig:
     return HFViTConfig(**(fields | overrides))
 
 
-def _perturbed(model: torch.nn.Module) -> torch.nn.Module:
-    """Every weight moved from its initial value, so norms, biases and the [CLS]/position tables all matter."""
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return model.eval()
-
-
 def _images(n: int = 2, side: int = 28) -> torch.Tensor:
     return torch.randn(n, 3, side, side, generator=torch.Generator().manual_seed(0))
 
 
 @pytest.mark.parametrize("qkv_bias", [True, False])
 def test_last_hidden_state_matches_vitmodel(tmp_path, qkv_bias):
-    hf = _perturbed(ViTModel(_hf_config(qkv_bias=qkv_bias)))
+    hf = perturbed(ViTModel(_hf_config(qkv_bias=qkv_bias)))
     hf.save_pretrained(tmp_path)
     encoder = load_hf_folder(tmp_path)
     assert encoder.config.qkv_bias == qkv_bias and encoder.config.pos_grid == 4
@@ -51,7 +43,7 @@ def test_last_hidden_state_matches_vitmodel(tmp_path, qkv_bias):
 
 def test_classifier_folder_loads_its_backbone(tmp_path):
     """A ViTForImageClassification folder stores the backbone under ``vit.``; we load that part."""
-    hf = _perturbed(ViTForImageClassification(_hf_config(num_labels=3)))
+    hf = perturbed(ViTForImageClassification(_hf_config(num_labels=3)))
     hf.save_pretrained(tmp_path)
     images = _images()
     with torch.no_grad():
@@ -61,7 +53,7 @@ def test_classifier_folder_loads_its_backbone(tmp_path):
 
 def test_larger_image_resizes_positions_like_hf(tmp_path):
     """42 px with 7 px patches is a 6 × 6 grid: positions resized bicubically from 4 × 4, as HF's interpolation."""
-    hf = _perturbed(ViTModel(_hf_config()))
+    hf = perturbed(ViTModel(_hf_config()))
     hf.save_pretrained(tmp_path)
     images = _images(side=42)
     with torch.no_grad():
