@@ -1,8 +1,9 @@
 """Calculators that show their work: parameters, FLOPs, memory, KV cache, roofline, scaling laws, plans."""
 
 from tfdojo.calc.flops import flops_per_token, mfu
+from tfdojo.calc.kv_cache import kv_cache_bytes
+from tfdojo.calc.memory import train_memory
 from tfdojo.calc.params import param_count
 from tfdojo.calc.scaling import chinchilla
 
-__all__ = ["chinchilla", "flops_per_token", "mfu", "param_count"]
-from tfdojo.calc.memory import train_memory
+__all__ = ["chinchilla", "flops_per_token", "kv_cache_bytes", "mfu", "param_count", "train_memory"]

@@ -54,6 +54,7 @@ BYTES_PER_ELEMENT: dict[str, float] = {
 }
 DTYPE_ALIASES = {"fp64": "float64", "fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16"}
 DTYPE_ALIASES |= {"bf16": "bfloat16", "fp8": "float8", "float8_e4m3fn": "float8", "float8_e5m2": "float8"}
+DTYPE_ALIASES |= {"f64": "float64", "f32": "float32", "f16": "float16", "i8": "int8"}  # GGUF's names
 OPTIMIZER_STATES = {"adamw": 2, "adam": 2, "lion": 1, "sgd_momentum": 1, "sgd": 0}
 
 
