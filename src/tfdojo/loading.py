@@ -2,6 +2,82 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-def load(name_or_path: str, **kwargs):  # replaced by the weights work
-    raise NotImplementedError
+import torch
+
+from tfdojo.errors import CheckpointError, ConfigError, UnknownModelError, UnsupportedModelError
+from tfdojo.weights.registry import BUNDLED, bundled_model
+
+
+def load_gguf(path: str | Path, *, dtype: torch.dtype = torch.float32) -> Any:
+    """A LanguageModel from a GGUF file: model weights dequantized to ``dtype``, tokenizer from its metadata."""
+    from tfdojo.infer.language_model import LanguageModel
+    from tfdojo.tokenize.tokenizer import Tokenizer
+    from tfdojo.weights.gguf import open_gguf
+    from tfdojo.weights.gguf_llama import llama_from_gguf
+    from tfdojo.weights.gguf_metadata import gguf_metadata
+
+    reader = open_gguf(path)
+    metadata = gguf_metadata(reader)
+    config, model = llama_from_gguf(reader, metadata, dtype=dtype, source=str(path))
+    return LanguageModel(config, model, Tokenizer.from_gguf(metadata))
+
+
+def _load_hf_folder(path: Path, *, dtype: torch.dtype) -> Any:
+    from tfdojo.weights.hf import load_hf_folder
+
+    return load_hf_folder(path, dtype=dtype)
+
+
+def _load_dinov2(path: Path, *, dtype: torch.dtype) -> Any:
+    from tfdojo.weights.onnx_dinov2 import load_dinov2_small
+
+    return load_dinov2_small(path, dtype=dtype)
+
+
+def _not_loadable(path: Path, *, dtype: torch.dtype) -> Any:
+    raise UnsupportedModelError(
+        f"{path} is in a format tfdojo cannot load yet (CTranslate2 Whisper); "
+        f"load smollm2-135m-instruct, all-minilm-l6-v2 or dinov2-small instead"
+    )
+
+
+# The registry's ``family`` (the weights' format) -> the function that loads it.
+LOADERS: dict[str, Callable[..., Any]] = {
+    "gguf": load_gguf,
+    "hf-folder": _load_hf_folder,
+    "dinov2-onnx": _load_dinov2,
+    "whisper-ct2": _not_loadable,
+}
+
+
+def load(name_or_path: str | Path, *, dtype: torch.dtype = torch.float32) -> Any:
+    """A bundled model by name, or the model in a .gguf file or a Hugging Face folder (one with config.json).
+
+    Returns a LanguageModel for decoders (``.config``, ``.model``, ``.tokenizer``, ``.generate``), an Encoder for
+    sentence embedders, and the ViT module for dinov2-small. The model is in eval mode with frozen weights.
+    """
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ConfigError(
+            f"dtype must be a floating torch.dtype such as torch.float32 or torch.bfloat16, got {dtype!r}"
+        )
+    name = str(name_or_path)
+    if name in BUNDLED:
+        entry = bundled_model(name)
+        try:
+            return LOADERS[entry.family](entry.path(), dtype=dtype)
+        except CheckpointError as e:
+            raise type(e)(f"{e}. For the bundled {name!r}: {entry.pip_command} --force-reinstall") from e
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return load_gguf(path, dtype=dtype)
+    if path.is_dir() and (path / "config.json").is_file():
+        return _load_hf_folder(path, dtype=dtype)
+    what = "is neither a .gguf file nor a folder with config.json" if path.exists() else "is not a bundled name or path"
+    raise UnknownModelError(
+        f"{name!r} {what}. Bundled models: {', '.join(BUNDLED)}; "
+        f"or pass a path to a .gguf file or to a Hugging Face folder (with config.json)."
+    )
