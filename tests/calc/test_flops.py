@@ -9,15 +9,21 @@ to torch's published ``sdpa_flop_count`` / ``sdpa_backward_flop_count`` so that 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
+from torch import nn
 from torch.utils import flop_counter
 from torch.utils.checkpoint import checkpoint, set_checkpoint_early_stop
 
 from tfdojo.calc import flops_per_token, mfu
 from tfdojo.errors import ConfigError
 from tfdojo.infer.cache import StaticKVCache
+from tfdojo.models.bert import Bert, BertConfig
+from tfdojo.models.gpt2 import GPT2, GPT2Config
 from tfdojo.models.llama import Llama, LlamaConfig
+from tfdojo.models.mixtral import Mixtral, MixtralConfig
 
 CONFIGS = {
     "mha-untied": LlamaConfig(vocab_size=97, dim=48, n_layers=2, n_heads=4, n_kv_heads=4, ffn_hidden=80,
@@ -25,7 +31,10 @@ CONFIGS = {
     "gqa-tied": LlamaConfig(vocab_size=128, dim=64, n_layers=3, n_heads=8, n_kv_heads=2, ffn_hidden=96),
     "mqa-wide-head": LlamaConfig(vocab_size=64, dim=32, n_layers=1, n_heads=4, n_kv_heads=1, ffn_hidden=64,
                                  head_dim=16),
+    "gpt2": GPT2Config(vocab_size=80, n_positions=64, dim=48, n_layers=2, n_heads=4),
+    "bert": BertConfig(vocab_size=70, max_positions=64, dim=48, n_layers=2, n_heads=4, ffn_hidden=128),
 }  # fmt: skip
+MODELS = {LlamaConfig: Llama, GPT2Config: GPT2, BertConfig: Bert, MixtralConfig: Mixtral}
 BATCH = 2
 
 
@@ -46,15 +55,14 @@ def _counter() -> flop_counter.FlopCounterMode:
     return flop_counter.FlopCounterMode(display=False, custom_mapping=mapping)
 
 
-def _model(config: LlamaConfig, backend: str) -> Llama:
+def _model(config: Any, backend: str) -> nn.Module:
     torch.manual_seed(0)
-    config = LlamaConfig(**{**vars(config), "attention_backend": backend})
-    return Llama(config)
+    return MODELS[type(config)](type(config)(**{**vars(config), "attention_backend": backend}))
 
 
-def _measure(model: Llama, ids: torch.Tensor, *, train: bool, last_only: bool = False) -> int:
+def _measure(model: nn.Module, ids: torch.Tensor, *, train: bool, last_only: bool = False) -> int:
     with _counter() as counter:
-        logits = model(ids, last_only=last_only)
+        logits = model(ids, last_only=True) if last_only else model(ids)
         if train:
             logits.float().square().mean().backward()
     return counter.get_total_flops()
@@ -107,6 +115,24 @@ def test_decode_step_against_a_cache(backend: str, context: int) -> None:
             model(torch.randint(0, 128, (BATCH, 1)), cache=cache)
     expected = flops_per_token(model.config, context, "decode").value * BATCH
     assert counter.get_total_flops() == pytest.approx(expected, rel=0.01)
+
+
+def test_mixture_of_experts_counts_k_experts_per_token() -> None:
+    # the stacked-bmm experts pad every expert to the busiest one's load: with k = E nothing is padded and the
+    # count is exact; with k < E the measured count lies between k and E experts' worth
+    dense = MixtralConfig(vocab_size=64, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn_hidden=48, n_experts=3,
+                          top_k=3)  # fmt: skip
+    sparse = MixtralConfig(**{**vars(dense), "top_k": 1})
+    ids = torch.randint(0, 64, (BATCH, 16))
+    tokens = BATCH * 16
+    for config in (dense, sparse):
+        measured = _measure(_model(config, "eager"), ids, train=False)
+        model_flops = flops_per_token(config, 16, "forward").value * tokens
+        if config.top_k == config.n_experts:
+            assert measured == pytest.approx(model_flops, rel=0.01)
+        else:
+            all_experts = model_flops + 2 * 3 * 32 * 48 * (3 - 1) * config.n_layers * tokens
+            assert model_flops <= measured <= all_experts
 
 
 def test_causal_skip_halves_the_score_term() -> None:
