@@ -88,6 +88,14 @@ class Arch:
         if self.sliding_window is not None and self.sliding_window <= 0:
             raise ConfigError(f"sliding_window must be positive or None, got {self.sliding_window}")
 
+    def require_one_stack(self, quantity: str) -> None:
+        """ConfigError for an encoder-decoder, whose two stacks see different lengths (give them separately)."""
+        if self.n_cross_layers:
+            raise ConfigError(
+                f"{quantity} needs one sequence length per stack, and {self.family} is an encoder-decoder; "
+                "compute the encoder and the decoder as two decoder-only/encoder-only Arch values"
+            )
+
     @property
     def extra_norms(self) -> int:
         """Norms outside the blocks."""

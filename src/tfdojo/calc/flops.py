@@ -53,6 +53,7 @@ def flops_per_token(
         raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     _check_positive(seq_len=seq_len)
     a = describe(config)
+    a.require_one_stack("flops_per_token")
     S = seq_len
     head = 2.0 * a.vocab_size * a.dim if a.has_lm_head else 0.0
     body = 2.0 * matmul_params(a) - head

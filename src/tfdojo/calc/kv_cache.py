@@ -42,6 +42,7 @@ def kv_cache_bytes(
     """
     check_sizes(seq_len=seq_len, batch=batch)
     a = describe(config)
+    a.require_one_stack("kv_cache_bytes")
     name = dtype_name(dtype)
     per = bytes_per_element(name)
     window = a.sliding_window if window is None else window

@@ -177,6 +177,7 @@ def activation_bytes(
     """Bytes autograd keeps for backward after one forward of ``batch`` × ``seq_len`` tokens (see module doc)."""
     check_sizes(seq_len=seq_len, batch=batch)
     a = describe(config)
+    a.require_one_stack("activation_bytes")
     act = bytes_per_element(dtype)
     layer = _layer_terms(a, batch, seq_len, act, fused_attention)
     per_layer = sum(t.value for t in layer)
@@ -203,6 +204,11 @@ def activation_bytes(
         "the tensors tfdojo's modules save (measured with saved_tensors_hooks); no dropout",
         "eager attention stores the s×s probabilities" if not fused_attention else "fused attention stores no s×s term",
     )
+    if a.n_experts:
+        assumptions += (
+            "a mixture of experts keeps k experts' FFN tensors per token, as a dropless grouped-GEMM kernel does "
+            "(MegaBlocks, Gale et al., 2023); tfdojo's reference MoE pads each expert to every token and keeps more",
+        )
     return Result("activation memory", value, "bytes", tuple(steps), assumptions, parts)
 
 
