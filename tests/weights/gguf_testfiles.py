@@ -9,6 +9,7 @@ from typing import Any
 import gguf
 import numpy as np
 import torch
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from tfdojo.tokenize.gguf_vocab import byte_alphabet
 
@@ -21,6 +22,29 @@ def llama_cpp_permute(w: torch.Tensor, n_heads: int) -> torch.Tensor:
     d = out // n_heads
     rows = [h * d + j * (d // 2) + i for h in range(n_heads) for i in range(d // 2) for j in range(2)]
     return w[rows]
+
+
+def tiny_hf_llama(*, tied: bool = True, hidden: int = 32, n_heads: int = 4, n_kv_heads: int = 2) -> LlamaForCausalLM:
+    """A 2-layer HF Llama over the 258-token vocabulary of byte_vocab_metadata, norm weights moved away from 1."""
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=258,
+        hidden_size=hidden,
+        intermediate_size=hidden * 3 // 2,
+        num_hidden_layers=2,
+        num_attention_heads=n_heads,
+        num_key_value_heads=n_kv_heads,
+        rms_norm_eps=1e-6,
+        rope_theta=500.0,
+        max_position_embeddings=64,
+        tie_word_embeddings=tied,
+    )
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:  # a swapped or missing norm then shows in the logits
+                p.add_(torch.randn_like(p) * 0.3)
+    return model
 
 
 def write_gguf(

@@ -4,9 +4,7 @@ import os
 
 import numpy as np
 import pytest
-import torch
-from gguf_testfiles import llama_gguf_from_hf
-from transformers import LlamaConfig, LlamaForCausalLM
+from gguf_testfiles import llama_gguf_from_hf, tiny_hf_llama
 
 import tfdojo
 from tfdojo.errors import CheckpointError, MissingTensorError, UnsupportedModelError
@@ -14,17 +12,7 @@ from tfdojo.errors import CheckpointError, MissingTensorError, UnsupportedModelE
 
 @pytest.fixture(scope="module")
 def tiny_hf():
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=258,
-        hidden_size=16,
-        intermediate_size=24,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=32,
-    )
-    return LlamaForCausalLM(config)
+    return tiny_hf_llama(hidden=16, n_heads=2, n_kv_heads=1)
 
 
 def damaged_copy(source, target, *, keep_bytes=None, at=None, patch=b""):
@@ -73,7 +61,7 @@ def test_missing_tensor_is_named(tmp_path, tiny_hf):
 
 def test_missing_output_head_means_tied(tmp_path, tiny_hf):
     """llama.cpp drops output.weight when the head is tied; an untied model's file keeps it."""
-    untied = LlamaForCausalLM(LlamaConfig(**{**tiny_hf.config.to_dict(), "tie_word_embeddings": False}))
+    untied = tiny_hf_llama(tied=False, hidden=16, n_heads=2, n_kv_heads=1)
     lm = tfdojo.load(str(llama_gguf_from_hf(tmp_path / "m.gguf", untied, drop=["output.weight"])))
     assert lm.config.tie_embeddings
 

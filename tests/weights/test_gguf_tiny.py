@@ -5,8 +5,7 @@ import gguf
 import numpy as np
 import pytest
 import torch
-from gguf_testfiles import llama_gguf_from_hf, write_gguf
-from transformers import LlamaConfig, LlamaForCausalLM
+from gguf_testfiles import llama_gguf_from_hf, tiny_hf_llama, write_gguf
 
 import tfdojo
 from tfdojo.weights.gguf import dequantize, open_gguf
@@ -44,32 +43,9 @@ def test_each_type_reads_back_within_its_bound(tmp_path, qtype):
     assert torch.equal(dequantize(tensors["v"]), torch.from_numpy(x[0]))
 
 
-def tiny_hf_llama(tied: bool) -> LlamaForCausalLM:
-    """2 layers, 4 query heads over 2 key/value heads, the 258-token vocabulary of byte_vocab_metadata."""
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=258,
-        hidden_size=32,
-        intermediate_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        rms_norm_eps=1e-6,
-        rope_theta=500.0,
-        max_position_embeddings=64,
-        tie_word_embeddings=tied,
-    )
-    model = LlamaForCausalLM(config).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:  # away from 1, so a swapped norm shows
-                p.add_(torch.randn_like(p) * 0.3)
-    return model
-
-
 @pytest.mark.parametrize("tied", [True, False])
 def test_tiny_llama_gguf_matches_hf(tmp_path, tied):
-    hf = tiny_hf_llama(tied)
+    hf = tiny_hf_llama(tied=tied)
     lm = tfdojo.load(str(llama_gguf_from_hf(tmp_path / "tiny.gguf", hf)))
     c = lm.config
     assert (c.n_layers, c.n_heads, c.n_kv_heads, c.dim, c.ffn_hidden, c.vocab_size) == (2, 4, 2, 32, 48, 258)
