@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tfdojo.calc.roofline import decode_roofline, measure, prefill_roofline
+from tfdojo.calc.roofline import measure, roofline
 from tfdojo.errors import ConfigError
 from tfdojo.models.llama import LlamaConfig
 
@@ -16,7 +16,7 @@ H100_SXM = {"bandwidth": 3.35e12, "peak_flops": 989.5e12}  # NVIDIA H100 SXM dat
 def test_llama_2_7b_decode_ceiling_on_h100_by_hand() -> None:
     # weights read: 2 bytes × (6,738,415,616 − 32000·4096 untied embedding rows merely gathered);
     # KV cache at S=1: 2·32·32·128·1·2 = 524,288 bytes
-    result = decode_roofline(LLAMA2_7B, 1, 1, **H100_SXM, weight_dtype="float16", kv_dtype="float16")
+    result = roofline(LLAMA2_7B, 1, 1, **H100_SXM, weight_dtype="float16", kv_dtype="float16")
     assert result.value == pytest.approx(3.35e12 / (2 * (6_738_415_616 - 32000 * 4096) + 524_288))
     assert result.value == pytest.approx(253.5, abs=0.1)
     assert result.parts["memory_s"] > 100 * result.parts["compute_s"]  # memory-bound by two orders of magnitude
@@ -24,20 +24,20 @@ def test_llama_2_7b_decode_ceiling_on_h100_by_hand() -> None:
 
 def test_16_bit_decode_does_about_one_flop_per_byte_per_sequence() -> None:
     for batch in (1, 8, 64):
-        result = decode_roofline(LLAMA2_7B, 1, batch, **H100_SXM, weight_dtype="float16", kv_dtype="float16")
+        result = roofline(LLAMA2_7B, 1, batch, **H100_SXM, weight_dtype="float16", kv_dtype="float16")
         intensity = next(s.value for s in result.steps if s.what == "arithmetic intensity")
         assert intensity == pytest.approx(batch, rel=0.01)
 
 
 def test_batching_raises_decode_throughput_until_compute_bound() -> None:
-    small = decode_roofline(LLAMA2_7B, 16, 1, **H100_SXM)
-    large = decode_roofline(LLAMA2_7B, 16, 4096, **H100_SXM)
+    small = roofline(LLAMA2_7B, 16, 1, **H100_SXM)
+    large = roofline(LLAMA2_7B, 16, 4096, **H100_SXM)
     assert large.value > 100 * small.value
     assert large.parts["compute_s"] > large.parts["memory_s"]
 
 
 def test_long_prefill_is_compute_bound() -> None:
-    result = prefill_roofline(LLAMA2_7B, 2048, 1, **H100_SXM)
+    result = roofline(LLAMA2_7B, 2048, 1, mode="prefill", **H100_SXM)
     assert result.parts["compute_s"] > result.parts["memory_s"]
     # 2 FLOPs per layer weight (N minus embedding, head and 65 norms of 4096), the head once per prompt, and
     # the dense attention scores 4·L·T·d
@@ -56,6 +56,8 @@ def test_measure_returns_plausible_numbers() -> None:
 @pytest.mark.parametrize("kwargs", [{"bandwidth": 0.0, "peak_flops": 1e12}, {"bandwidth": 1e9, "peak_flops": -1.0}])
 def test_bad_input_is_a_config_error(kwargs: dict) -> None:
     with pytest.raises(ConfigError, match="positive"):
-        decode_roofline(LLAMA2_7B, 16, 1, **kwargs)
+        roofline(LLAMA2_7B, 16, 1, **kwargs)
     with pytest.raises(ConfigError, match="positive"):
-        decode_roofline(LLAMA2_7B, 0, 1, bandwidth=1e9, peak_flops=1e12)
+        roofline(LLAMA2_7B, 0, 1, bandwidth=1e9, peak_flops=1e12)
+    with pytest.raises(ConfigError, match="unknown roofline mode"):
+        roofline(LLAMA2_7B, 16, 1, mode="train", bandwidth=1e9, peak_flops=1e12)  # type: ignore[arg-type]

@@ -163,24 +163,31 @@ def _mixtral(c: MixtralConfig) -> Arch:
     return replace(_llama(c), family="mixtral", n_experts=c.n_experts, experts_per_token=c.top_k)
 
 
+def _biased_mha(n_layers: int, dim: int, n_heads: int, ffn_hidden: int) -> dict[str, Any]:
+    """Fields shared by GPT-2, BERT and ViT: LayerNorm, full multi-head attention, biased projections, GELU MLP."""
+    return {
+        "n_layers": n_layers,
+        "dim": dim,
+        "n_heads": n_heads,
+        "n_kv_heads": n_heads,
+        "head_dim": dim // n_heads,
+        "ffn_kind": "mlp",
+        "ffn_hidden": ffn_hidden,
+        "norm": "layer",
+        "qkv_bias": True,
+        "out_bias": True,
+        "ffn_bias": True,
+    }
+
+
 @register_adapter(GPT2Config)
 def _gpt2(c: GPT2Config) -> Arch:
     return Arch(
         family="gpt2",
-        n_layers=c.n_layers,
-        dim=c.dim,
-        n_heads=c.n_heads,
-        n_kv_heads=c.n_heads,
-        head_dim=c.dim // c.n_heads,
-        ffn_kind="mlp",
-        ffn_hidden=c.ffn_hidden or 4 * c.dim,
+        **_biased_mha(c.n_layers, c.dim, c.n_heads, c.ffn_hidden or 4 * c.dim),
         vocab_size=c.vocab_size,
         tied_embeddings=c.tie_embeddings,
-        norm="layer",
         n_positions=c.n_positions,
-        qkv_bias=True,
-        out_bias=True,
-        ffn_bias=True,
     )
 
 
@@ -188,23 +195,13 @@ def _gpt2(c: GPT2Config) -> Arch:
 def _bert(c: BertConfig) -> Arch:
     return Arch(
         family="bert",
-        n_layers=c.n_layers,
-        dim=c.dim,
-        n_heads=c.n_heads,
-        n_kv_heads=c.n_heads,
-        head_dim=c.dim // c.n_heads,
-        ffn_kind="mlp",
-        ffn_hidden=c.ffn_hidden,
+        **_biased_mha(c.n_layers, c.dim, c.n_heads, c.ffn_hidden),
         vocab_size=c.vocab_size,
         tied_embeddings=False,
-        norm="layer",
         final_norms=0,
         embedding_norm=True,
         n_positions=c.max_positions,
         n_token_types=c.type_vocab_size,
-        qkv_bias=True,
-        out_bias=True,
-        ffn_bias=True,
         has_lm_head=False,
         pooler=c.pooler,
     )
@@ -239,20 +236,10 @@ def _vit(c: ViTConfig) -> Arch:
         extras.append(("layer scales", 2 * c.n_layers * c.dim))
     return Arch(
         family="vit",
-        n_layers=c.n_layers,
-        dim=c.dim,
-        n_heads=c.n_heads,
-        n_kv_heads=c.n_heads,
-        head_dim=c.dim // c.n_heads,
-        ffn_kind="mlp",
-        ffn_hidden=c.ffn_hidden,
+        **{**_biased_mha(c.n_layers, c.dim, c.n_heads, c.ffn_hidden), "qkv_bias": c.qkv_bias},
         vocab_size=0,
         tied_embeddings=False,
-        norm="layer",
         n_positions=1 + grid**2,
-        qkv_bias=c.qkv_bias,
-        out_bias=True,
-        ffn_bias=True,
         has_lm_head=False,
         extra_params=tuple(extras),
     )

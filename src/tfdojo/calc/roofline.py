@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -20,6 +20,7 @@ from tfdojo.calc.kv_cache import kv_cache_bytes
 from tfdojo.calc.memory import bytes_per_element, check_sizes
 from tfdojo.calc.params import embedding_params, param_count
 from tfdojo.calc.result import Result, Step
+from tfdojo.errors import ConfigError
 
 
 def weights_read(config: Any, dtype: str | torch.dtype) -> Result:
@@ -36,23 +37,38 @@ def weights_read(config: Any, dtype: str | torch.dtype) -> Result:
     return Result("weight bytes read per step", value, "bytes", (step,))
 
 
-def _bound(
-    name: str, flops: float, bytes_moved: float, tokens: float, bandwidth: float, peak_flops: float, steps: list[Step]
+def roofline(
+    config: Any,
+    seq_len: int,
+    batch: int = 1,
+    *,
+    mode: Literal["decode", "prefill"] = "decode",
+    bandwidth: float,
+    peak_flops: float,
+    weight_dtype: str | torch.dtype = "bfloat16",
+    kv_dtype: str | torch.dtype = "bfloat16",
 ) -> Result:
-    memory_s, compute_s = bytes_moved / bandwidth, flops / peak_flops
+    """Ceiling on tokens/s, tokens ÷ max(memory time, compute time): ``decode`` is one step of ``batch`` sequences
+    at ``seq_len`` cached tokens (weights and cache read); ``prefill`` is ``batch`` prompts of ``seq_len`` tokens
+    (weights read once, the cache written)."""
+    if mode not in ("decode", "prefill"):
+        raise ConfigError(f"unknown roofline mode {mode!r}; choose decode or prefill")
+    check_sizes(bandwidth=bandwidth, peak_flops=peak_flops)
+    tokens = batch if mode == "decode" else batch * seq_len
+    weights = weights_read(config, weight_dtype).value
+    cache = kv_cache_bytes(config, seq_len, batch, kv_dtype).value  # read whole by decode, written by prefill
+    moved = weights + cache
+    flops = tokens * flops_per_token(config, seq_len, mode).value
+    memory_s, compute_s = moved / bandwidth, flops / peak_flops
     step_s = max(memory_s, compute_s)
     value = tokens / step_s
     bound = "memory" if memory_s >= compute_s else "compute"
-    steps += [
-        Step("memory time", "bytes ÷ bandwidth", f"{bytes_moved:.4g} ÷ {bandwidth:.4g}", memory_s, "s"),
+    steps = (
+        Step("bytes moved", "weights read + KV cache", f"{weights:.4g} + {cache:.4g}", moved, "bytes"),
+        Step("FLOPs", f"tokens × {mode} FLOPs per token", f"{tokens:,} × {flops / tokens:.4g}", flops, "FLOP"),
+        Step("memory time", "bytes ÷ bandwidth", f"{moved:.4g} ÷ {bandwidth:.4g}", memory_s, "s"),
         Step("compute time", "FLOPs ÷ peak", f"{flops:.4g} ÷ {peak_flops:.4g}", compute_s, "s"),
-        Step(
-            "arithmetic intensity",
-            "FLOPs ÷ bytes",
-            f"{flops:.4g} ÷ {bytes_moved:.4g}",
-            flops / bytes_moved,
-            "FLOP/byte",
-        ),
+        Step("arithmetic intensity", "FLOPs ÷ bytes", f"{flops:.4g} ÷ {moved:.4g}", flops / moved, "FLOP/byte"),
         Step(
             "ridge point",
             "peak ÷ bandwidth",
@@ -61,69 +77,15 @@ def _bound(
             "FLOP/byte",
         ),
         Step(
-            f"ceiling ({bound}-bound)",
-            "tokens ÷ max(memory, compute)",
-            f"{tokens:,.0f} ÷ {step_s:.4g}",
-            value,
-            "tokens/s",
+            f"ceiling ({bound}-bound)", "tokens ÷ max(memory, compute)", f"{tokens:,} ÷ {step_s:.4g}", value, "tokens/s"
         ),
-    ]
+    )
     assumptions = (
         "perfect overlap of memory traffic and compute; real kernels reach 60-90 % of either roof",
         "every matrix read once per step (a mixture of experts at small batch reads only the chosen experts)",
     )
-    return Result(name, value, "tokens/s", tuple(steps), assumptions, {"memory_s": memory_s, "compute_s": compute_s})
-
-
-def decode_roofline(
-    config: Any,
-    context: int,
-    batch: int = 1,
-    *,
-    bandwidth: float,
-    peak_flops: float,
-    weight_dtype: str | torch.dtype = "bfloat16",
-    kv_dtype: str | torch.dtype = "bfloat16",
-) -> Result:
-    """Ceiling on decode tokens/s for ``batch`` sequences at ``context`` tokens: one step reads weights + cache."""
-    check_sizes(bandwidth=bandwidth, peak_flops=peak_flops)
-    weights = weights_read(config, weight_dtype).value
-    cache = kv_cache_bytes(config, context, batch, kv_dtype).value
-    flops = batch * flops_per_token(config, context, "decode").value
-    steps = [
-        Step("bytes read per step", "weights + KV cache", f"{weights:.4g} + {cache:.4g}", weights + cache, "bytes"),
-        Step("FLOPs per step", "B × decode FLOPs per token", f"{batch} × {flops / batch:.4g}", flops, "FLOP"),
-    ]
-    return _bound(
-        f"decode ceiling at S={context:,}, B={batch}", flops, weights + cache, batch, bandwidth, peak_flops, steps
-    )
-
-
-def prefill_roofline(
-    config: Any,
-    prompt_len: int,
-    batch: int = 1,
-    *,
-    bandwidth: float,
-    peak_flops: float,
-    weight_dtype: str | torch.dtype = "bfloat16",
-    kv_dtype: str | torch.dtype = "bfloat16",
-) -> Result:
-    """Ceiling on prefill tokens/s: every weight read once for B·T tokens, the KV cache written once."""
-    check_sizes(bandwidth=bandwidth, peak_flops=peak_flops)
-    tokens = batch * prompt_len
-    weights = weights_read(config, weight_dtype).value
-    cache = kv_cache_bytes(config, prompt_len, batch, kv_dtype).value
-    flops = tokens * flops_per_token(config, prompt_len, "prefill").value
-    steps = [
-        Step(
-            "bytes moved", "weights read + KV cache written", f"{weights:.4g} + {cache:.4g}", weights + cache, "bytes"
-        ),
-        Step("FLOPs", "B·T × prefill FLOPs per token", f"{tokens:,} × {flops / tokens:.4g}", flops, "FLOP"),
-    ]
-    return _bound(
-        f"prefill ceiling at T={prompt_len:,}, B={batch}", flops, weights + cache, tokens, bandwidth, peak_flops, steps
-    )
+    name = f"{mode} ceiling at S={seq_len:,}, B={batch}"
+    return Result(name, value, "tokens/s", steps, assumptions, {"memory_s": memory_s, "compute_s": compute_s})
 
 
 @dataclass(frozen=True)
