@@ -37,6 +37,24 @@ def test_flops() -> None:
     assert d["value"] == pytest.approx(6 * 6.74e9, rel=0.15)
 
 
+def test_kv_cache_of_llama2_70b_at_8k() -> None:
+    # 2 (K, V) · 80 layers · 8 KV heads · 128 · 2 bytes · 8192 tokens = 2.5 GiB
+    assert _json("kv", "--model", "llama-2-70b", "--seq-len", "8192")["value"] == 2 * 80 * 8 * 128 * 2 * 8192
+
+
+def test_memory_train_and_infer() -> None:
+    train = _json("memory", "train", "--model", "llama-2-7b", "--seq-len", "1024")
+    assert train["parts"]["optimizer"] + train["parts"]["master weights"] == 12 * 6_738_415_616
+    infer = _json("memory", "infer", "--model", "llama-2-7b", "--weight-dtype", "float16", "--kv-dtype", "float16")
+    assert infer["value"] == pytest.approx(2 * 6_738_415_616 + 2**31, rel=1e-4)  # weights + 2 GiB cache (+ logits)
+
+
+def test_roofline_decode_is_memory_bound_on_h100() -> None:
+    d = _json("roofline", "--model", "llama-2-7b", "--gpu", "h100-80gb")
+    assert d["parts"]["memory_s"] > 100 * d["parts"]["compute_s"]
+    assert d["value"] == pytest.approx(1 / d["parts"]["memory_s"])  # batch 1: one token per step
+
+
 def test_plan_prints_a_derivation() -> None:
     result = runner.invoke(app, ["plan", "--model", "llama-2-70b", "--gpus", "64", "--gpu", "h100-80gb"])
     assert result.exit_code == 0, result.output

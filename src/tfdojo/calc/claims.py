@@ -17,8 +17,11 @@ from typing import Any
 
 from tfdojo.calc import hardware, parallel, scaling
 from tfdojo.calc.flops import flops_per_token
+from tfdojo.calc.kv_cache import inference_memory, kv_cache_bytes
+from tfdojo.calc.memory import train_memory, weight_bytes
 from tfdojo.calc.params import param_count
 from tfdojo.calc.result import Result
+from tfdojo.calc.roofline import roofline
 from tfdojo.errors import ConfigError
 from tfdojo.models.presets import preset_config
 
@@ -36,6 +39,16 @@ def _model_call(fn: Callable[..., Result]) -> Callable[..., Result]:
     return call
 
 
+def _on_gpu(fn: Callable[..., Result]) -> Callable[..., Result]:
+    """Adapt a roofline taking bandwidth and peak: ``gpu`` names a hardware preset (dense bf16 peak, HBM)."""
+
+    def call(model: str, gpu: str, **kwargs: Any) -> Result:
+        acc = hardware.get_accelerator(gpu)
+        return fn(preset_config(model), bandwidth=acc.hbm_bytes_per_s, peak_flops=acc.flops("bfloat16"), **kwargs)
+
+    return call
+
+
 def _activations(layers: int, hidden: int, heads: int, seq_len: int, micro_batch: int = 1, **options: Any) -> Result:
     return parallel.activation_memory(parallel.ActivationShape(layers, hidden, heads, seq_len, micro_batch), **options)
 
@@ -43,6 +56,11 @@ def _activations(layers: int, hidden: int, heads: int, seq_len: int, micro_batch
 CALCULATORS: dict[str, Callable[..., Result]] = {
     "params": _model_call(param_count),
     "flops_per_token": _model_call(flops_per_token),
+    "kv_cache_bytes": _model_call(kv_cache_bytes),
+    "weight_bytes": _model_call(weight_bytes),
+    "inference_memory": _model_call(inference_memory),
+    "train_memory": _model_call(train_memory),
+    "roofline": _on_gpu(roofline),
     "training_compute": scaling.training_compute,
     "chinchilla": scaling.chinchilla,
     "chinchilla_tokens": scaling.chinchilla_tokens,
@@ -62,22 +80,28 @@ CALCULATORS: dict[str, Callable[..., Result]] = {
 
 @dataclass(frozen=True)
 class Call:
-    """A calculator by name with its keyword arguments."""
+    """A calculator by name with its keyword arguments; ``part`` picks one entry of the result's breakdown."""
 
     name: str
     args: dict[str, Any]
+    part: str | None = None
 
     def __post_init__(self) -> None:
         if self.name not in CALCULATORS:
             raise ConfigError(f"claims: unknown calculator {self.name!r}; known: {', '.join(sorted(CALCULATORS))}")
 
-    def run(self) -> Result:
-        """Run the calculator."""
-        return CALCULATORS[self.name](**self.args)
+    def run(self) -> tuple[Result, float]:
+        """Run the calculator: its Result and the number the claim looks at (the value, or the chosen part)."""
+        result = CALCULATORS[self.name](**self.args)
+        if self.part is None:
+            return result, result.value
+        if self.part not in result.parts:
+            raise ConfigError(f"claims: {self} has no part {self.part!r}; it has {sorted(result.parts)}")
+        return result, result.parts[self.part]
 
     def __str__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
-        return f"{self.name}({args})"
+        return f"{self.name}({args})" + (f".{self.part}" if self.part else "")
 
 
 @dataclass(frozen=True)
@@ -144,7 +168,7 @@ class Verdict:
 def _call(spec: Any, where: str) -> Call:
     if not isinstance(spec, dict) or "call" not in spec:
         raise ConfigError(f"claims: {where} must be a table with a 'call' key and optional 'args', got {spec!r}")
-    return Call(spec["call"], dict(spec.get("args", {})))
+    return Call(spec["call"], dict(spec.get("args", {})), spec.get("part"))
 
 
 def _case(raw: dict[str, Any], claim_id: str) -> Case:
@@ -189,9 +213,10 @@ def load_claims() -> tuple[Claim, ...]:
 
 def evaluate_case(case: Case) -> CaseOutcome:
     """Run a case's calculators and compare."""
-    result = case.call.run()
-    value = result.value / case.per.run().value if case.per else result.value
-    target = case.target.run().value if isinstance(case.target, Call) else case.target
+    result, value = case.call.run()
+    if case.per:
+        value /= case.per.run()[1]
+    target = case.target.run()[1] if isinstance(case.target, Call) else case.target
     if case.comparison == "approx":
         holds = abs(value - target) <= case.tolerance * abs(target)
     elif case.comparison == "at_most":

@@ -101,6 +101,107 @@ def flops(
         show(flops_per_token(_config(model), seq_len, mode), as_json)  # type: ignore[arg-type]
 
 
+DTypeOpt = Annotated[str, typer.Option(help="Element type: float32, bfloat16, float16, int8, q4_0, ….")]
+BatchOpt = Annotated[int, typer.Option("--batch", "-b", min=1, help="Sequences in the batch.")]
+
+
+@app.command()
+def kv(
+    model: ModelOpt,
+    seq_len: SeqOpt = 4096,
+    batch: BatchOpt = 1,
+    dtype: DTypeOpt = "bfloat16",
+    as_json: JsonOpt = False,
+) -> None:
+    """Bytes of the key/value cache for a batch of sequences."""
+    from tfdojo.calc.kv_cache import kv_cache_bytes
+
+    with _errors():
+        show(kv_cache_bytes(_config(model), seq_len, batch, dtype), as_json)
+
+
+memory_app = typer.Typer(help="Memory for training or for serving.", no_args_is_help=True)
+app.add_typer(memory_app, name="memory")
+
+
+@memory_app.command("train")
+def memory_train(
+    model: ModelOpt,
+    seq_len: SeqOpt = 4096,
+    batch: BatchOpt = 1,
+    dtype: DTypeOpt = "bfloat16",
+    optimizer: Annotated[str, typer.Option(help="Optimizer whose states are counted (e.g. adamw, sgd).")] = "adamw",
+    checkpointing: Annotated[bool, typer.Option(help="Activation checkpointing per block.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Peak training memory on one device: weights, gradients, master copy, optimizer states, activations."""
+    from tfdojo.calc.memory import train_memory
+
+    with _errors():
+        result = train_memory(
+            _config(model), seq_len, batch, dtype=dtype, optimizer=optimizer, checkpointing=checkpointing
+        )
+        show(result, as_json)
+
+
+@memory_app.command("infer")
+def memory_infer(
+    model: ModelOpt,
+    seq_len: SeqOpt = 4096,
+    batch: BatchOpt = 1,
+    weight_dtype: DTypeOpt = "bfloat16",
+    kv_dtype: DTypeOpt = "bfloat16",
+    as_json: JsonOpt = False,
+) -> None:
+    """Serving memory: weights at a dtype or quantization plus the KV cache."""
+    from tfdojo.calc.kv_cache import inference_memory
+
+    with _errors():
+        result = inference_memory(_config(model), seq_len, batch, weight_dtype=weight_dtype, kv_dtype=kv_dtype)
+        show(result, as_json)
+
+
+@app.command()
+def roofline(
+    model: ModelOpt,
+    seq_len: Annotated[
+        int, typer.Option("--seq-len", "-s", min=1, help="Context (decode) or prompt (prefill).")
+    ] = 4096,
+    batch: BatchOpt = 1,
+    gpu: Annotated[str, typer.Option(help="Accelerator preset whose peaks bound the step.")] = "h100-80gb",
+    prefill: Annotated[bool, typer.Option("--prefill", help="Bound prefill instead of decode.")] = False,
+    measure: Annotated[bool, typer.Option("--measure", help="Use this machine's measured peaks instead.")] = False,
+    dtype: DTypeOpt = "bfloat16",
+    as_json: JsonOpt = False,
+) -> None:
+    """Ceiling on decode (or prefill) tokens/s: max(bytes ÷ bandwidth, FLOPs ÷ peak) per step."""
+    from tfdojo.calc import roofline as rl
+    from tfdojo.calc.hardware import get_accelerator
+
+    with _errors():
+        if measure:
+            measured = rl.measure()
+            bandwidth, peak = measured.bandwidth.value, measured.matmul.value
+            if not as_json:
+                show(measured.bandwidth, as_json=False)
+                show(measured.matmul, as_json=False)
+        else:
+            acc = get_accelerator(gpu)
+            # fp32 runs on the fp32 units; 16-bit and quantized weights are multiplied on the bf16 tensor cores
+            bandwidth, peak = acc.hbm_bytes_per_s, acc.flops("float32" if dtype == "float32" else "bfloat16")
+        result = rl.roofline(
+            _config(model),
+            seq_len,
+            batch,
+            mode="prefill" if prefill else "decode",
+            bandwidth=bandwidth,
+            peak_flops=peak,
+            weight_dtype=dtype,
+            kv_dtype=dtype,
+        )
+        show(result, as_json)
+
+
 @app.command()
 def chinchilla(
     flops_budget: Annotated[float, typer.Argument(metavar="FLOPS", help="Training compute budget, e.g. 5.76e23.")],
