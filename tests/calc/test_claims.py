@@ -58,6 +58,17 @@ def test_target_may_be_a_calculator() -> None:
     assert evaluate(claim).outcomes[0].target == pytest.approx(3 / 7)
 
 
+def test_part_picks_an_entry_of_the_breakdown() -> None:
+    case = CASE.replace('call = "pp_bubble"', 'call = "zero_memory"').replace(
+        "args = { stages = 4, micro_batches = 4 }", 'args = { params = 10, dp = 2, stage = 1 }\npart = "optimizer"'
+    )
+    (claim,) = parse_claims(_claim("false", case))
+    assert evaluate(claim).outcomes[0].value == 60  # 12 bytes × 10 params / 2 ranks
+    (bad,) = parse_claims(_claim("false", case.replace('"optimizer"', '"nonsense"')))
+    with pytest.raises(ConfigError, match="no part"):
+        evaluate(bad)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -55,6 +55,12 @@ def test_roofline_decode_is_memory_bound_on_h100() -> None:
     assert d["value"] == pytest.approx(1 / d["parts"]["memory_s"])  # batch 1: one token per step
 
 
+def test_roofline_measure_uses_this_machine() -> None:
+    result = runner.invoke(app, ["roofline", "--model", "smollm2-135m", "--measure", "--seq-len", "256"])
+    assert result.exit_code == 0, result.output
+    assert "bandwidth" in result.stdout.lower() and "decode ceiling" in result.stdout
+
+
 def test_plan_prints_a_derivation() -> None:
     result = runner.invoke(app, ["plan", "--model", "llama-2-70b", "--gpus", "64", "--gpu", "h100-80gb"])
     assert result.exit_code == 0, result.output
