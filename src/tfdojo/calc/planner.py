@@ -10,6 +10,7 @@ import itertools
 from dataclasses import dataclass
 
 from tfdojo.calc.describe import describe
+from tfdojo.calc.flops import flops_per_token
 from tfdojo.calc.hardware import Accelerator, get_accelerator
 from tfdojo.calc.parallel import (
     ActivationShape,
@@ -30,7 +31,7 @@ GIB = 2**30
 
 @dataclass(frozen=True)
 class ModelShape:
-    """The few numbers a parallel layout depends on: parameters, depth, width and heads."""
+    """The numbers a parallel layout depends on: parameters, depth, width, heads, and training FLOPs per token."""
 
     name: str
     params: float
@@ -38,14 +39,25 @@ class ModelShape:
     hidden: int
     heads: int
     kv_heads: int
+    train_flops: float  # per token, forward + backward, at the job's sequence length
+    recompute_flops: float  # the same with the forward run twice (full activation recomputation)
 
 
-def model_shape(model: str | object) -> ModelShape:
-    """Shape of a preset (by name) or of a family config, read through ``describe`` and ``param_count``."""
+def model_shape(model: str | object, seq_len: int) -> ModelShape:
+    """Shape of a preset (by name) or a family config, through ``describe``, ``param_count`` and ``flops_per_token``."""
     config = preset_config(model) if isinstance(model, str) else model
     arch = describe(config)
     name = model if isinstance(model, str) else arch.family
-    return ModelShape(name, param_count(config).value, arch.n_layers, arch.dim, arch.n_heads, arch.n_kv_heads)
+    return ModelShape(
+        name,
+        param_count(config).value,
+        arch.n_layers,
+        arch.dim,
+        arch.n_heads,
+        arch.n_kv_heads,
+        flops_per_token(config, seq_len).value,
+        flops_per_token(config, seq_len, recompute=True).value,
+    )
 
 
 @dataclass(frozen=True)
@@ -161,8 +173,8 @@ def layout_step_time(shape: ModelShape, layout: Layout, job: TrainingJob, cluste
     """Seconds per optimizer step: matmul time stretched by the pipeline bubble, TP/PP traffic, exposed DP traffic."""
     acc = cluster.accelerator
     tokens = job.global_batch * job.seq_len
-    passes = 8 if layout.recompute else 6  # 2 forward + 4 backward FLOPs per parameter, + 2 for a re-run forward
-    flops = passes * shape.params * tokens
+    per_token = shape.recompute_flops if layout.recompute else shape.train_flops
+    flops = per_token * tokens
     compute = flops / (cluster.gpus * acc.flops("bfloat16") * job.kernel_efficiency)
     bubble = pp_bubble(layout.pp, layout.micro_batches).value
     pipelined = compute / (1 - bubble)
@@ -180,7 +192,7 @@ def layout_step_time(shape: ModelShape, layout: Layout, job: TrainingJob, cluste
     dp_s = dp_comm(shape.params / (layout.tp * layout.pp), layout.dp, layout.zero_stage).value / (
         cluster.network_bytes_per_s
     )
-    backward = compute * 4 / passes  # the backward pass is 4 of the 6 (or 8) FLOPs per parameter and token
+    backward = compute * (1 - shape.train_flops / 3 / per_token)  # all but the first forward (a third of training)
     dp_exposed = max(0.0, dp_s - backward)  # bucketed gradient collectives run under the backward pass
     value = pipelined + tp_s + pp_s + dp_exposed
     return Result(
@@ -190,8 +202,8 @@ def layout_step_time(shape: ModelShape, layout: Layout, job: TrainingJob, cluste
         steps=(
             Step(
                 "step FLOPs",
-                f"{passes} · Ψ · tokens",
-                f"{passes} · {shape.params:.4g} · {tokens}",
+                "FLOPs per token · tokens",
+                f"{per_token:.4g} · {tokens}",
                 flops,
                 "FLOP",
             ),
@@ -259,7 +271,7 @@ def propose_plan(
     """The fastest layout that fits ``model`` (a preset name or a config) for training on ``gpus`` × ``gpu``."""
     job = job or TrainingJob()
     cluster = cluster or Cluster(gpus, get_accelerator(gpu))
-    shape = model_shape(model)
+    shape = model_shape(model, job.seq_len)
     capacity = cluster.accelerator.memory_bytes * job.memory_headroom
     plans = [
         Plan(layout, layout_memory(shape, layout, job), layout_step_time(shape, layout, job, cluster), capacity)
