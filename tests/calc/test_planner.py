@@ -68,3 +68,11 @@ def test_bad_names_and_numbers() -> None:
     with pytest.raises(ConfigError):
         TrainingJob(memory_headroom=1.5)
     assert get_accelerator("h100").name == "h100-80gb"
+
+
+def test_accepts_a_config_object() -> None:
+    from tfdojo.models.presets import preset_config
+
+    job = TrainingJob(seq_len=2048, global_batch=64)
+    by_config = propose_plan(preset_config("llama-2-13b"), 16, "a100-80gb", job)
+    assert by_config.layout == propose_plan("llama-2-13b", 16, "a100-80gb", job).layout
