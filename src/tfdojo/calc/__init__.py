@@ -4,7 +4,6 @@ from tfdojo.calc.flops import flops_per_token, mfu
 from tfdojo.calc.kv_cache import inference_memory, kv_cache_bytes
 from tfdojo.calc.memory import train_memory
 from tfdojo.calc.params import param_count
-from tfdojo.calc.roofline import roofline
 from tfdojo.calc.scaling import chinchilla
 
 __all__ = [
@@ -14,6 +13,5 @@ __all__ = [
     "kv_cache_bytes",
     "mfu",
     "param_count",
-    "roofline",
     "train_memory",
 ]

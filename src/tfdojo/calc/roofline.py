@@ -88,6 +88,16 @@ def roofline(
     return Result(name, value, "tokens/s", steps, assumptions, {"memory_s": memory_s, "compute_s": compute_s})
 
 
+def decode_roofline(config: Any, context: int, batch: int = 1, **options: Any) -> Result:
+    """Ceiling on decode tokens/s for ``batch`` sequences at ``context`` tokens (see :func:`roofline`)."""
+    return roofline(config, context, batch, mode="decode", **options)
+
+
+def prefill_roofline(config: Any, prompt_len: int, batch: int = 1, **options: Any) -> Result:
+    """Ceiling on prefill tokens/s for ``batch`` prompts of ``prompt_len`` tokens (see :func:`roofline`)."""
+    return roofline(config, prompt_len, batch, mode="prefill", **options)
+
+
 @dataclass(frozen=True)
 class Measured:
     """This machine's memory bandwidth (bytes/s) and matmul throughput (FLOP/s), each with its derivation."""
