@@ -5,6 +5,7 @@ import pytest
 from tfdojo.calc.hardware import get_accelerator
 from tfdojo.calc.planner import TrainingJob, propose_plan
 from tfdojo.errors import ConfigError, InfeasiblePlanError, UnknownModelError
+from tfdojo.models.presets import preset_config
 
 GIB = 2**30
 LLAMA2_70B = 68_976_648_192  # published exact count; 80 layers, d=8192, 64 heads, 8 KV heads
@@ -71,8 +72,6 @@ def test_bad_names_and_numbers() -> None:
 
 
 def test_accepts_a_config_object() -> None:
-    from tfdojo.models.presets import preset_config
-
     job = TrainingJob(seq_len=2048, global_batch=64)
     by_config = propose_plan(preset_config("llama-2-13b"), 16, "a100-80gb", job)
     assert by_config.layout == propose_plan("llama-2-13b", 16, "a100-80gb", job).layout
