@@ -60,28 +60,6 @@ def training_compute(params: float, tokens: float) -> Result:
     )
 
 
-def chinchilla(flops: float, tokens_per_param: float = TOKENS_PER_PARAM) -> Result:
-    """Compute-optimal parameters (value) and tokens (parts) for a FLOP budget, from C = 6ND and D = r·N."""
-    _positive(flops=flops, tokens_per_param=tokens_per_param)
-    params = math.sqrt(flops / (6.0 * tokens_per_param))
-    tokens = tokens_per_param * params
-    return Result(
-        name="compute-optimal model size (Chinchilla rule)",
-        value=params,
-        unit="params",
-        steps=(
-            Step("N", "√(C / (6 · r))", f"√({flops:.4g} / (6 · {tokens_per_param:g}))", params, "params"),
-            Step("D", "r · N", f"{tokens_per_param:g} · {params:.4g}", tokens, "tokens"),
-            Step("check C", "6 · N · D", f"6 · {params:.4g} · {tokens:.4g}", 6.0 * params * tokens, "FLOP"),
-        ),
-        assumptions=(
-            f"r = {tokens_per_param:g} tokens per parameter (Hoffmann et al., 2022)",
-            "C = 6ND (no attention FLOPs, no recomputation)",
-        ),
-        parts={"params": params, "tokens": tokens},
-    )
-
-
 def chinchilla_tokens(params: float, tokens_per_param: float = TOKENS_PER_PARAM) -> Result:
     """Compute-optimal training tokens for a model of ``params`` parameters: D = r·N."""
     _positive(params=params, tokens_per_param=tokens_per_param)
@@ -92,6 +70,25 @@ def chinchilla_tokens(params: float, tokens_per_param: float = TOKENS_PER_PARAM)
         unit="tokens",
         steps=(Step("D", "r · N", f"{tokens_per_param:g} · {params:.4g}", tokens, "tokens"),),
         assumptions=(f"r = {tokens_per_param:g} tokens per parameter (Hoffmann et al., 2022)",),
+    )
+
+
+def chinchilla(flops: float, tokens_per_param: float = TOKENS_PER_PARAM) -> Result:
+    """Compute-optimal parameters (value) and tokens (parts) for a FLOP budget, from C = 6ND and D = r·N."""
+    _positive(flops=flops, tokens_per_param=tokens_per_param)
+    params = math.sqrt(flops / (6.0 * tokens_per_param))
+    data = chinchilla_tokens(params, tokens_per_param)
+    return Result(
+        name="compute-optimal model size (Chinchilla rule)",
+        value=params,
+        unit="params",
+        steps=(
+            Step("N", "√(C / (6 · r))", f"√({flops:.4g} / (6 · {tokens_per_param:g}))", params, "params"),
+            *data.steps,
+            Step("check C", "6 · N · D", f"6 · {params:.4g} · {data.value:.4g}", 6.0 * params * data.value, "FLOP"),
+        ),
+        assumptions=(*data.assumptions, "C = 6ND (no attention FLOPs, no recomputation)"),
+        parts={"params": params, "tokens": data.value},
     )
 
 
