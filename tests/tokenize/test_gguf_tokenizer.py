@@ -140,3 +140,10 @@ def test_unsupported_or_broken_metadata_raises(metadata, change, message):
     broken = {k: v for k, v in {**metadata, **change}.items() if v is not None}
     with pytest.raises(TokenizerError, match=message):
         Tokenizer.from_gguf(broken)
+
+
+def test_from_gguf_accepts_the_reader_itself(smollm2_reader, smollm2_hf_tokenizer):
+    text = "Readers work too: 42 🚀"
+    assert Tokenizer.from_gguf(smollm2_reader).encode(text) == smollm2_hf_tokenizer.encode(
+        text, add_special_tokens=False
+    )
