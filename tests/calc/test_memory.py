@@ -27,7 +27,7 @@ MODELS = {
     "gpt2": (GPT2, GPT2Config(vocab_size=80, n_positions=64, dim=48, n_layers=2, n_heads=4)),
     "bert": (Bert, BertConfig(vocab_size=70, max_positions=64, dim=48, n_layers=2, n_heads=4, ffn_hidden=128)),
 }
-SHAPES = [(2, 16), (1, 48), (3, 40)]  # (batch, seq_len)
+SHAPES = [(2, 16), (3, 40)]  # (batch, seq_len); the bfloat16 test adds (2, 32)
 # with checkpointing a block keeps only its input, whatever the attention: one backend is enough
 VARIANTS = [("eager", False), ("sdpa", False), ("sdpa", True)]  # (attention backend, checkpointing)
 
