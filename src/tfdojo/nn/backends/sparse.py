@@ -5,12 +5,13 @@ A layout (see :func:`tfdojo.nn.masks.block_layout`) combines local blocks around
 (BigBird, Zaheer et al., 2020). For block size b and W kept blocks per row the scores are (T, W·b) instead of
 (T, S)::
 
-    keys →     k0 k1 k2 k3 k4 k5          local=1, stride=3, global_blocks=1
-    q-block 0  ■  ·  ·  ·  ·  ·           (■ kept, causal within the block)
-    q-block 1  ■  ■  ·  ·  ·  ·
-    q-block 2  ■  ·  ■  ·  ·  ·
-    q-block 3  ■  ■  ·  ■  ·  ·
-    q-block 4  ■  ·  ■  ·  ■  ·
+    key blocks →  k0 k1 k2 k3 k4 k5      local=1, stride=3, global_blocks=1, causal
+    q-block 0     ■                      (■ kept, · skipped; causal within the diagonal block;
+    q-block 1     ■  ■                    q-block 0 is global: it would also be read by every
+    q-block 2     ■  ·  ■                 query and read every key if it were not causal)
+    q-block 3     ■  ·  ·  ■
+    q-block 4     ■  ■  ·  ·  ■
+    q-block 5     ■  ·  ■  ·  ·  ■
 
 Every regular row gathers its kept key blocks (padded to the widest row) and attends over them at once;
 the global rows, which read everything, attend densely. The dense oracle is eager attention with
