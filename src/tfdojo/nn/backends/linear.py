@@ -38,7 +38,8 @@ def orthogonal_gaussian(n_features: int, dim: int, generator: torch.Generator) -
     blocks = []
     for _ in range(math.ceil(n_features / dim)):
         square = torch.randn(dim, dim, generator=generator, dtype=torch.float64)
-        basis, _ = torch.linalg.qr(square)  # (D, D) orthonormal columns
+        basis, upper = torch.linalg.qr(square)  # (D, D) orthonormal columns
+        basis = basis * upper.diagonal().sign()  # fix QR's sign convention so the rotation is uniform (Haar)
         blocks.append(basis.T)
     directions = torch.cat(blocks)[:n_features]  # (F, D) unit rows
     norms = torch.randn(n_features, dim, generator=generator, dtype=torch.float64).norm(dim=1, keepdim=True)
