@@ -1,0 +1,79 @@
+"""FastLlama (fused inference-time layout) against the eager Llama it was built from: same logits, same tokens."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tfdojo.infer.cache import StaticKVCache
+from tfdojo.infer.fast_llama import FastLlama, fast_decoder
+from tfdojo.infer.generate import generate
+from tfdojo.models.llama import Llama, LlamaConfig
+
+
+class Bytes:
+    eos_token_ids: set[int] = set()
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def decode(self, ids) -> str:
+        return bytes(ids).decode("utf-8", errors="replace")
+
+
+def tiny_llama(**overrides) -> Llama:
+    torch.manual_seed(0)
+    config = dict(vocab_size=256, dim=64, n_layers=3, n_heads=4, n_kv_heads=2, ffn_hidden=96, max_seq_len=96)
+    model = Llama(LlamaConfig(**{**config, "tie_embeddings": False, **overrides})).eval()
+    with torch.no_grad():  # move every parameter (norm weights, biases) off its initial value
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+@pytest.mark.parametrize("overrides", [{}, {"qkv_bias": True}, {"n_kv_heads": 1}])
+def test_logits_match_eager_with_and_without_cache(overrides):
+    model = tiny_llama(**overrides)
+    ids = torch.randint(0, 256, (2, 20), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        eager = model(ids)  # before fusion: the reference
+        fast = FastLlama(model)
+        torch.testing.assert_close(fast(ids), eager, rtol=1e-5, atol=1e-5)
+        cache = StaticKVCache.for_model(fast, batch=2, max_len=20)
+        steps = [fast(ids[:, :12], cache=cache)] + [fast(ids[:, t : t + 1], cache=cache) for t in range(12, 20)]
+        torch.testing.assert_close(torch.cat(steps, dim=1), eager, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(model(ids), eager, rtol=0, atol=0)  # the eager model is unchanged
+
+
+def test_left_padded_logits_match_eager():
+    model = tiny_llama()
+    ids = torch.randint(0, 256, (2, 10), generator=torch.Generator().manual_seed(2))
+    mask = torch.ones(2, 10, dtype=torch.long)
+    mask[0, :4] = 0
+    with torch.inference_mode():
+        eager = model(ids, attention_mask=mask)
+        fast = FastLlama(model)(ids, attention_mask=mask)
+    torch.testing.assert_close(fast[mask.bool()], eager[mask.bool()], rtol=1e-5, atol=1e-5)
+
+
+def test_fusion_stores_no_weight_twice():
+    model = tiny_llama()
+    fast = FastLlama(model)
+    attn, layer = model.layers[0].attn, fast.layers[0]
+    assert attn.q_proj.weight.data_ptr() == layer.wqkv.data_ptr()
+    assert attn.v_proj.weight.untyped_storage().data_ptr() == layer.wqkv.untyped_storage().data_ptr()
+    assert model.layers[0].ffn.up.weight.untyped_storage().data_ptr() == layer.w_gate_up.untyped_storage().data_ptr()
+
+
+def test_greedy_tokens_match_eager():
+    model = tiny_llama()
+    eager = generate(model, Bytes(), "fast and eager", max_new_tokens=48).token_ids
+    fast = generate(FastLlama(model), Bytes(), "fast and eager", max_new_tokens=48).token_ids
+    assert len(set(eager)) > 4
+    assert fast == eager
+
+
+def test_fast_decoder_falls_back_where_it_does_not_apply():
+    windowed = tiny_llama(sliding_window=8)
+    assert fast_decoder(windowed) is windowed
+    assert isinstance(fast_decoder(tiny_llama()), FastLlama)
