@@ -106,6 +106,15 @@ def key_padding_mask(attention_mask: Tensor) -> Tensor:
     return attention_mask.bool()[:, None, None, :]
 
 
+def check_key_padding(mask: Tensor | None, backend: str) -> None:
+    """Refuse any mask but a boolean key-padding mask (B, 1, 1, S): all a backend without a score matrix can apply."""
+    if mask is not None and (mask.dtype != torch.bool or mask.dim() != 4 or mask.shape[1:3] != (1, 1)):
+        raise ConfigError(
+            f"the {backend} backend takes only a boolean key-padding mask (B, 1, 1, S), got {tuple(mask.shape)} "
+            f"{mask.dtype}; use eager or tiled for other masks"
+        )
+
+
 def block_layout(
     n_q_blocks: int, n_k_blocks: int, *, local: int = 1, stride: int | None = None, global_blocks: int = 0
 ) -> Tensor:

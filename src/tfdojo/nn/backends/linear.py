@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from tfdojo.errors import ConfigError
 from tfdojo.nn.attention import check_shapes, register_backend
+from tfdojo.nn.masks import check_key_padding
 
 FeatureMap = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
@@ -79,15 +80,9 @@ class PerformerFeatures(nn.Module):
 
 
 def _key_weights(mask: Tensor | None, b: int, s: int) -> Tensor | None:
-    """A (B, 1, 1, S) boolean key-padding mask as (B, 1, S, 1) 0/1 weights; any other mask is refused."""
-    if mask is None:
-        return None
-    if mask.dtype != torch.bool or mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[2] != 1:
-        raise ConfigError(
-            f"this backend takes only a boolean key-padding mask (B, 1, 1, S), got {tuple(mask.shape)} "
-            f"{mask.dtype}; use eager or tiled for arbitrary masks"
-        )
-    return mask.expand(b, 1, 1, s).transpose(-1, -2)  # (B, 1, S, 1)
+    """A (B, 1, 1, S) boolean key-padding mask as (B, 1, S, 1) weights; any other mask is refused."""
+    check_key_padding(mask, "linear")
+    return None if mask is None else mask.expand(b, 1, 1, s).transpose(-1, -2)  # (B, 1, S, 1)
 
 
 def _causal_sums(phi_q: Tensor, phi_k: Tensor, v: Tensor, chunk: int) -> tuple[Tensor, Tensor]:

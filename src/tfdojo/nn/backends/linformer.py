@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from tfdojo.errors import ConfigError
 from tfdojo.nn.attention import check_shapes, eager_attention, register_backend
+from tfdojo.nn.masks import check_key_padding
 
 
 class LinformerProjection(nn.Module):
@@ -55,9 +56,8 @@ def linformer_attention(
         raise ConfigError("the linformer backend needs projection=LinformerProjection(max_len, proj_len)")
     if causal:
         raise ConfigError("Linformer's projections mix positions, so it cannot be causal; use it in an encoder")
+    check_key_padding(mask, "linformer")
     if mask is not None:
-        if mask.dtype != torch.bool or mask.dim() != 4 or mask.shape[1:3] != (1, 1):
-            raise ConfigError(f"linformer takes only a boolean key-padding mask (B, 1, 1, S), got {tuple(mask.shape)}")
         keep = mask.transpose(-1, -2).to(k.dtype)  # (B, 1, S, 1)
         k, v = k * keep, v * keep
     k_proj, v_proj = projection(k, v)  # (B, Hkv, k, D)

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from tfdojo.errors import ConfigError
 from tfdojo.nn.attention import check_shapes, eager_attention, register_backend
-from tfdojo.nn.masks import block_layout
+from tfdojo.nn.masks import block_layout, check_key_padding
 
 
 def _gather_plan(layout: Tensor) -> tuple[Tensor, Tensor]:
@@ -57,8 +57,7 @@ def block_sparse_attention(
     groups = check_shapes(q, k, v)
     if block < 1:
         raise ConfigError(f"block must be a positive number of positions, got {block}")
-    if mask is not None and (mask.dtype != torch.bool or mask.dim() != 4 or mask.shape[1:3] != (1, 1)):
-        raise ConfigError(f"block_sparse takes only a boolean key-padding mask (B, 1, 1, S), got {tuple(mask.shape)}")
+    check_key_padding(mask, "block_sparse")
     t, s, d = q.shape[2], k.shape[2], q.shape[3]
     if t > s:
         raise ConfigError(f"block_sparse needs at least as many keys as queries; got T={t}, S={s}")
