@@ -134,25 +134,27 @@ def tiled_forward(
 ) -> tuple[Tensor, Tensor]:
     """Output (B, Hkv, G, T, D) and logsumexp (B, Hkv, G, T, 1) of grouped queries q (B, Hkv, G, T, D)."""
     b, hkv, g, _, d = q.shape
-    out = torch.zeros_like(q)
-    lse = torch.full((b, hkv, g, geo.t, 1), math.inf, dtype=q.dtype, device=q.device)
+    out = torch.empty_like(q)
+    lse = torch.empty((b, hkv, g, geo.t, 1), dtype=q.dtype, device=q.device)
+    # A column of ones after V makes P·[V | 1] yield the row sums l with the weighted values, in the same matmul.
+    v_ones = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1).view(b * hkv, -1, d + 1)  # (B·Hkv, S, D+1)
     for q0, q1, keys in geo.tiles():
-        q_tile = (q[:, :, :, q0:q1] * geo.scale).reshape(b, hkv, g * (q1 - q0), d)  # (B, Hkv, G·bq, D)
+        rows = g * (q1 - q0)
+        q_tile = (q[:, :, :, q0:q1] * geo.scale).reshape(b, hkv, rows, d)  # (B, Hkv, G·bq, D)
         run_max = torch.full((b, hkv, g, q1 - q0, 1), -math.inf, dtype=q.dtype, device=q.device)
-        run_sum = torch.zeros_like(run_max)
-        acc = torch.zeros((b, hkv, g, q1 - q0, d), dtype=q.dtype, device=q.device)
+        acc = torch.zeros((b * hkv, rows, d + 1), dtype=q.dtype, device=q.device)  # [Σ p·v | Σ p] per row
         for k0, k1, positional in keys:
             scores = _tile_scores(q_tile, k, geo, q0, q1, k0, k1, positional, mask, slopes)
             new_max = torch.maximum(run_max, scores.amax(-1, keepdim=True))
             shift = new_max.masked_fill(new_max == -math.inf, 0.0)  # rows with nothing visible yet stay at 0
             probs = scores.sub_(shift).exp_()  # (B, Hkv, G, bq, bk), in place: the scores are not needed again
-            rescale = (run_max - shift).exp_()
-            run_sum = run_sum * rescale + probs.sum(-1, keepdim=True)
-            pv = torch.matmul(probs.view(b, hkv, -1, k1 - k0), v[:, :, k0:k1])  # (B, Hkv, G·bq, D)
-            acc = acc * rescale + pv.view(b, hkv, g, q1 - q0, d)
+            acc.mul_((run_max - shift).exp_().view(b * hkv, rows, 1))  # rescale the past to the new maximum
+            acc.baddbmm_(probs.view(b * hkv, rows, k1 - k0), v_ones[:, k0:k1])  # acc += P·[V | 1]
             run_max = new_max
+        acc = acc.view(b, hkv, g, q1 - q0, d + 1)  # (B, Hkv, G, bq, D+1)
+        run_sum = acc[..., d:]
         seen = run_sum > 0  # a row whose every key is masked gets output 0 and logsumexp +inf (so P = 0)
-        out[:, :, :, q0:q1] = acc / torch.where(seen, run_sum, 1.0)
+        out[:, :, :, q0:q1] = acc[..., :d] / torch.where(seen, run_sum, 1.0)
         lse[:, :, :, q0:q1] = torch.where(seen, run_max + run_sum.log(), math.inf)
     return out, lse
 
