@@ -104,6 +104,16 @@ def run_point(name: str, length: int, repeats: int, max_gb: float) -> dict:
     return json.loads(done.stdout)
 
 
+def cpu_model() -> str:
+    """The processor's name from /proc/cpuinfo (platform.processor() is often empty on Linux)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.machine()
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.machine()
+
+
 def table(points: list[dict], lengths: list[int]) -> str:
     """Markdown table: one row per backend, 'ms / MB' per length."""
     by_key = {(p["backend"], p["L"]): p for p in points}
@@ -163,7 +173,7 @@ def main() -> None:
 
     report = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count()},
         "torch": torch.__version__,
         "setup": {
             "batch": 1,
