@@ -205,6 +205,7 @@ class TiledAttention(torch.autograd.Function):
         slopes: Tensor | None,
         geo: TileGeometry,
     ) -> Tensor:
+        """Run the tiled forward; keep what the backward needs to recompute each tile."""
         out, lse = tiled_forward(q, k, v, mask, slopes, geo)
         ctx.save_for_backward(q, k, v, out, lse, mask, slopes)
         ctx.geo = geo  # type: ignore[attr-defined]
@@ -212,6 +213,7 @@ class TiledAttention(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        """Gradients for q, k, v; none for the mask, the ALiBi slopes or the geometry."""
         q, k, v, out, lse, mask, slopes = ctx.saved_tensors  # type: ignore[attr-defined]
         dq, dk, dv = tiled_backward(grad_out.contiguous(), q, k, v, out, lse, mask, slopes, ctx.geo)  # type: ignore[attr-defined]
         return dq, dk, dv, None, None, None
