@@ -118,7 +118,7 @@ def table(points: list[dict], lengths: list[int]) -> str:
     """Markdown table: one row per backend, 'ms / MB' per length."""
     by_key = {(p["backend"], p["L"]): p for p in points}
     lines = ["| backend | " + " | ".join(f"L={n}" for n in lengths) + " |", "|---" * (len(lengths) + 1) + "|"]
-    for name in BACKENDS:
+    for name in dict.fromkeys(p["backend"] for p in points):  # the backends measured, in order
         cells = []
         for n in lengths:
             p = by_key.get((name, n))
