@@ -42,3 +42,7 @@ class InfeasiblePlanError(TfdojoError, ValueError):
 
 class UnsupportedModelError(TfdojoError):
     """A model whose architecture (or bundled family) tfdojo cannot load yet."""
+
+
+class BankError(TfdojoError, ValueError):
+    """A question-bank file that cannot be read or does not match the schema (names the file and the field)."""
