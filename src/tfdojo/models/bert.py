@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from tfdojo.errors import ConfigError, ContextLengthError
 from tfdojo.nn.blocks import PostNormBlock
-from tfdojo.nn.ffn import MLP, activation
+from tfdojo.nn.ffn import MLP, get_activation
 from tfdojo.nn.masks import key_padding_mask
 from tfdojo.nn.norms import LayerNorm
 from tfdojo.nn.self_attention import Attention
@@ -42,7 +42,7 @@ class BertConfig:
             raise ConfigError(f"BERT sizes must be positive: {self}")
         if self.dim % self.n_heads:
             raise ConfigError(f"dim ({self.dim}) must be divisible by n_heads ({self.n_heads})")
-        activation(self.activation)  # raises ConfigError naming the known activations
+        get_activation(self.activation)  # raises ConfigError naming the known activations
 
 
 class Bert(nn.Module):

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from tfdojo.errors import ConfigError, ContextLengthError
 from tfdojo.models.decoding import decoder_masks
 from tfdojo.nn.blocks import PreNormBlock
-from tfdojo.nn.ffn import MLP, activation
+from tfdojo.nn.ffn import MLP, get_activation
 from tfdojo.nn.kv import KVCache
 from tfdojo.nn.norms import LayerNorm
 from tfdojo.nn.self_attention import Attention
@@ -43,7 +43,7 @@ class GPT2Config:
             raise ConfigError(f"GPT-2 sizes must be positive: {self}")
         if self.dim % self.n_heads:
             raise ConfigError(f"dim ({self.dim}) must be divisible by n_heads ({self.n_heads})")
-        activation(self.activation)  # raises ConfigError naming the known activations
+        get_activation(self.activation)  # raises ConfigError naming the known activations
 
     @property
     def max_seq_len(self) -> int:

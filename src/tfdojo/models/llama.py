@@ -67,7 +67,13 @@ class Llama(nn.Module):
         self.layers = nn.ModuleList(
             PreNormBlock(
                 attn=Attention(
-                    c.dim, c.n_heads, c.n_kv_heads, c.head_dim, qkv_bias=c.qkv_bias, backend=c.attention_backend
+                    c.dim,
+                    c.n_heads,
+                    c.n_kv_heads,
+                    c.head_dim,
+                    qkv_bias=c.qkv_bias,
+                    backend=c.attention_backend,
+                    window=c.sliding_window,
                 ),
                 ffn=self.feed_forward(c),
                 norm1=RMSNorm(c.dim, c.norm_eps),
@@ -96,8 +102,6 @@ class Llama(nn.Module):
         """Logits for every position, or for the last one only (``last_only``: the prefill of generation)."""
         past = cache.length if cache is not None else 0
         positions, mask = decoder_masks(input_ids, past, positions, attention_mask)
-        if self.config.sliding_window is not None:
-            mask = _within_window(mask, input_ids.shape[1], past, self.config.sliding_window, input_ids.device)
         x = self.embed(input_ids)  # (B, T, dim)
         rope = self.rope(positions, x.dtype)
         for i, layer in enumerate(self.layers):
@@ -113,10 +117,3 @@ class Llama(nn.Module):
         """Distinct parameters (a tied head counts once)."""
         return sum(p.numel() for p in self.parameters())
 
-
-def _within_window(mask: Tensor | None, t: int, past: int, window: int, device: torch.device) -> Tensor:
-    """AND a keep-mask with the sliding window: query at key position p sees keys j with p - window < j."""
-    q_pos = torch.arange(past, past + t, device=device).unsqueeze(1)  # (T, 1)
-    k_pos = torch.arange(past + t, device=device).unsqueeze(0)  # (1, S)
-    keep = k_pos > q_pos - window  # (T, S); the causal half is added by the attention call
-    return keep if mask is None else mask & keep  # (B, 1, T, S)

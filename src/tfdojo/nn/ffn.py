@@ -32,9 +32,6 @@ def get_activation(name: str) -> Callable[[Tensor], Tensor]:
         raise ConfigError(f"unknown activation {name!r}; choose one of {', '.join(sorted(ACTIVATIONS))}") from None
 
 
-activation = get_activation  # the shorter name models/gpt2.py and models/bert.py import
-
-
 class MLP(nn.Module):
     """FFN(x) = W₂ act(W₁ x + b₁) + b₂, hidden width usually 4·d."""
 

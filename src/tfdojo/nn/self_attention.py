@@ -7,11 +7,12 @@ from torch import Tensor, nn
 from tfdojo.errors import ConfigError
 from tfdojo.nn.attention import scaled_dot_product
 from tfdojo.nn.kv import KVCache
+from tfdojo.nn.masks import check_window
 from tfdojo.nn.rope import apply_rope
 
 
 class Attention(nn.Module):
-    """Project to Q, K, V; optionally rotate (RoPE); attend through a backend; project back."""
+    """Project to Q, K, V; optionally rotate (RoPE); attend through a backend (optionally windowed); project back."""
 
     def __init__(
         self,
@@ -23,6 +24,7 @@ class Attention(nn.Module):
         qkv_bias: bool = False,
         out_bias: bool = False,
         backend: str = "sdpa",
+        window: int | None = None,
     ) -> None:
         super().__init__()
         n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
@@ -31,6 +33,8 @@ class Attention(nn.Module):
         self.n_heads, self.n_kv_heads = n_heads, n_kv_heads
         self.head_dim = head_dim or dim // n_heads
         self.backend = backend
+        check_window(window)
+        self.window = window  # sliding window (Mistral) when causal: each query sees its last `window` keys
         self.q_proj = nn.Linear(dim, n_heads * self.head_dim, bias=qkv_bias)
         self.k_proj = nn.Linear(dim, n_kv_heads * self.head_dim, bias=qkv_bias)
         self.v_proj = nn.Linear(dim, n_kv_heads * self.head_dim, bias=qkv_bias)
@@ -54,6 +58,7 @@ class Attention(nn.Module):
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None:
             k, v = cache.update(layer, k, v)  # (B, Hkv, S, D), S = cached + T
-        y = scaled_dot_product(q, k, v, causal=causal, mask=mask, backend=self.backend)  # (B, Hq, T, D)
+        options = {} if self.window is None else {"window": self.window}
+        y = scaled_dot_product(q, k, v, causal=causal, mask=mask, backend=self.backend, **options)  # (B, Hq, T, D)
         y = y.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim)  # (B, T, Hq·D)
         return self.o_proj(y)
