@@ -66,12 +66,18 @@ def _print_metrics(metrics: GenerationMetrics) -> None:
     )
 
 
-def _streamer() -> Any:
-    def emit(piece: str) -> None:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
+def _emit(piece: str) -> None:
+    sys.stdout.write(piece)
+    sys.stdout.flush()
 
-    return emit
+
+def _stream_answer(lm: Any, prompt: str, metrics: bool, **sampling: Any) -> Any:
+    """Generate with the text streamed to stdout as it comes, then a newline and (optionally) the timings."""
+    result = lm.generate(prompt, stream=_emit, **sampling)
+    sys.stdout.write("\n")
+    if metrics:
+        _print_metrics(result.metrics)
+    return result
 
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Bundled name, a .gguf file, or a Hugging Face folder.")]
@@ -101,19 +107,17 @@ def generate(
     """Continue a prompt with a causal language model, streaming tokens as they come."""
     with friendly_errors():
         lm = _load(model, dtype)
-        result = lm.generate(
+        _stream_answer(
+            lm,
             prompt,
+            metrics,
             max_new_tokens=max_new_tokens,
             temperature=temperature,
             top_k=top_k,
             top_p=top_p,
             seed=seed,
             stop=stop,
-            stream=_streamer(),
         )
-        sys.stdout.write("\n")
-        if metrics:
-            _print_metrics(result.metrics)
 
 
 @app.command()
@@ -157,18 +161,8 @@ def chat(
             prompt = lm.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
             if interactive:
                 sys.stdout.write("bot> ")
-            result = lm.generate(
-                prompt,
-                max_new_tokens=max_new_tokens,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=top_p,
-                seed=seed,
-                stream=_streamer(),
-            )
-            sys.stdout.write("\n")
-            if metrics:
-                _print_metrics(result.metrics)
+            sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
+            result = _stream_answer(lm, prompt, metrics, max_new_tokens=max_new_tokens, **sampling)
             messages.append({"role": "assistant", "content": result.text})
             if not interactive:
                 return
