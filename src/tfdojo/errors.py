@@ -46,3 +46,15 @@ class UnsupportedModelError(TfdojoError):
 
 class BankError(TfdojoError, ValueError):
     """A question-bank file that cannot be read or does not match the schema (names the file and the field)."""
+
+
+class ExerciseError(TfdojoError, ValueError):
+    """A coding exercise that is unknown or whose folder is incomplete or malformed (names the file and field)."""
+
+
+class AnswerParseError(TfdojoError, ValueError):
+    """A numeric answer with no number, or several where one was expected (the message shows what was found)."""
+
+
+class ProgressError(TfdojoError):
+    """A progress database or export file that cannot be read, written or merged (the message says where)."""
