@@ -1,0 +1,123 @@
+"""Splitting a free-text answer into clauses, each with its polarity, so every claim is matched on its own.
+
+    answer -> sentences (., !, ?, new lines, bullets) -> clauses (; : and the joining words below) -> negated?
+
+A clause is *negated* when a negation cue ("not", "n't", "never", "no longer", …) sits in its main part. Two places
+do not count, because there the negation does not deny the clause's claim:
+
+- a leading condition: "if we did not scale, the softmax would saturate" (the part before the first comma);
+- a purpose clause: "…, so the softmax does not saturate" (it names the harm the mechanism prevents).
+
+"A rather than B" and "A instead of B" become two clauses, the second negated.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tfdojo.practice.grading.words import has_claim_verb
+
+# Abbreviations whose full stop does not end a sentence.
+_ABBREVIATIONS = re.compile(r"\b(e\.g|i\.e|etc|vs|cf|approx|resp|fig|eq|al)\.", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s*\n+\s*(?:[-*•]|\d+[.)])?\s*")
+# Always a clause boundary: semicolons, colons, dashes between words, and a comma before a joining word.
+_HARD_BOUNDARY = re.compile(
+    r"\s*[;:]\s+|\s+[-–—]{1,2}\s+|,\s+(?=(?:and|but|so|yet|or|whereas|while|because|since|which|hence|thus)\b)",
+    re.IGNORECASE,
+)
+# A boundary only when both sides state something (a verb on each side): "queries and keys" stays whole.
+_SOFT_BOUNDARY = re.compile(r"\s+(?=(?:and|but|so|yet|or|whereas|because|since|hence|thus)\s)", re.IGNORECASE)
+# "A rather than B": B is denied. Split before the cue; the part it opens is negated up to the next comma.
+_CONTRAST = re.compile(r",?\s*\b(rather than|instead of)\b\s*", re.IGNORECASE)
+_NEGATION = re.compile(
+    r"\b(?:no longer|not|no|never|none|nothing|neither|nor|cannot|fails? to|failed to)\b|n[’']t\b",
+    re.IGNORECASE,
+)
+# Phrases that contain a cue but do not negate: "not only … but also", "no matter", "whether or not".
+_NOT_NEGATION = re.compile(
+    r"\b(?:not only|not just|not merely|no matter|whether or not|if not|nothing but|no more than|no less than)\b",
+    re.IGNORECASE,
+)
+_CONDITION = re.compile(r"^(?:if|when|whenever|unless|without|once|as long as)\b", re.IGNORECASE)
+_CONTINUATION = re.compile(r"^(?:and|or|nor)\b", re.IGNORECASE)
+_PURPOSE = re.compile(
+    r"^(?:so|so that|such that|in order|to ensure|to make sure|so as to|which keeps|keeping)\b", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One claim of an answer: its text, and whether it denies what its words say (with the cue that does)."""
+
+    text: str
+    negated: bool = False
+    cue: str | None = None
+
+
+def split_sentences(answer: str) -> list[str]:
+    """The answer's sentences, split at . ! ? followed by a space, and at new lines and list bullets."""
+    protected = _ABBREVIATIONS.sub(lambda m: m.group(0).replace(".", "\0"), answer.strip())
+    parts = (p.replace("\0", ".").strip(" \t-*•") for p in _SENTENCE_END.split(protected))
+    return [p for p in parts if p]
+
+
+def is_purpose(text: str, *, opens_sentence: bool, after_purpose: bool) -> bool:
+    """Whether a clause states a purpose: "so (that) …" after another clause, or "and …" continuing one.
+
+    A sentence that opens with "So …" makes a plain claim.
+    """
+    if opens_sentence:
+        return False
+    return bool(_PURPOSE.match(text)) or (after_purpose and bool(_CONTINUATION.match(text)))
+
+
+def negation_cue(text: str) -> str | None:
+    """The negation cue in the main part of a clause (a leading "if …," condition does not count), or None."""
+    main = text.split(",", 1)[1] if _CONDITION.match(text) and "," in text else text
+    main = _NOT_NEGATION.sub(" ", main)
+    found = _NEGATION.search(main)
+    return found.group(0).lower() if found else None
+
+
+def _soft_split(text: str) -> list[str]:
+    """Split at a bare joining word only where both sides hold a verb (so noun lists stay whole)."""
+    pieces: list[str] = []
+    rest = text
+    for match in reversed(list(_SOFT_BOUNDARY.finditer(text))):
+        left, right = rest[: match.start()], rest[match.end() :]
+        if has_claim_verb(left) and has_claim_verb(right):
+            pieces.append(right)
+            rest = left
+    pieces.append(rest)
+    return pieces[::-1]
+
+
+def _contrast_clauses(text: str) -> list[Clause]:
+    """'A rather than B' -> A as written, B negated (B runs to the next comma; what follows is affirmed again)."""
+    parts = _CONTRAST.split(text)
+    clauses = [Clause(parts[0])] if parts[0].strip(" ,") else []
+    for cue, after in zip(parts[1::2], parts[2::2], strict=True):
+        denied, _, rest = after.partition(",")
+        if denied.strip():
+            clauses.append(Clause(denied, negated=True, cue=cue.lower()))
+        if rest.strip():
+            clauses.append(Clause(rest))
+    return clauses
+
+
+def split_clauses(answer: str) -> list[Clause]:
+    """The answer's clauses in order, each with its polarity; an empty or blank answer gives no clauses."""
+    clauses: list[Clause] = []
+    for sentence in split_sentences(answer):
+        first, purpose = len(clauses), False
+        for hard in _HARD_BOUNDARY.split(sentence):
+            for soft in _soft_split(hard):
+                for clause in _contrast_clauses(soft):
+                    text = clause.text.strip(" ,.;:!?")
+                    if not re.search(r"\w", text):
+                        continue
+                    purpose = is_purpose(text, opens_sentence=len(clauses) == first, after_purpose=purpose)
+                    cue = clause.cue or (None if purpose else negation_cue(text))
+                    clauses.append(Clause(text, negated=cue is not None, cue=cue))
+    return clauses

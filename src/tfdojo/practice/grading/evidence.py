@@ -1,0 +1,81 @@
+"""The model's half of grading: the answer's clauses, their similarity to each key point and misconception, aliases.
+
+One forward pass per answer: every clause (and every sentence made of several affirmed clauses) goes into one batch,
+together with the rubric's texts the first time that rubric is seen; the rubric's embeddings are then cached.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from tfdojo.practice.grading.clauses import Clause, split_clauses, split_sentences
+from tfdojo.practice.grading.embedder import Embedder
+from tfdojo.practice.grading.words import contains_phrase
+from tfdojo.practice.rubric import Rubric
+
+# embedder -> rubric -> embeddings of its key points then misconceptions (K + M, D).
+_REFERENCES: weakref.WeakKeyDictionary[Embedder, dict[Rubric, Tensor]] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything the verdict needs, computed once per answer so thresholds can be swept without the model.
+
+    ``candidates`` are the answer's clauses, then each sentence of several clauses none of which is negated (an idea
+    may span a clause boundary). Matrices are indexed (candidate, key point) and (candidate, misconception).
+    """
+
+    rubric: Rubric
+    candidates: tuple[Clause, ...]
+    point_similarity: Tensor  # (C, K)
+    misconception_similarity: Tensor  # (C, M)
+    point_alias: Tensor  # (C, K) bool
+    misconception_alias: Tensor  # (C, M) bool
+
+
+def candidate_clauses(answer: str) -> tuple[Clause, ...]:
+    """The clauses of the answer, then the multi-clause sentences whose clauses are all affirmed."""
+    clauses = split_clauses(answer)
+    sentences = []
+    for sentence in split_sentences(answer):
+        parts = split_clauses(sentence)
+        if len(parts) > 1 and not any(c.negated for c in parts):
+            sentences.append(Clause(sentence))
+    return tuple(clauses) + tuple(sentences)
+
+
+def _alias_matrix(candidates: tuple[Clause, ...], alias_lists: list[tuple[str, ...]]) -> Tensor:
+    """(C, R) bool: whether any alias of reference r occurs in candidate c."""
+    return torch.tensor(
+        [[any(contains_phrase(c.text, a) for a in aliases) for aliases in alias_lists] for c in candidates],
+        dtype=torch.bool,
+    ).reshape(len(candidates), len(alias_lists))
+
+
+def collect_evidence(rubric: Rubric, answer: str, embedder: Embedder) -> Evidence:
+    """Split, embed (one batch) and compare an answer with a rubric's key points and misconceptions."""
+    candidates = candidate_clauses(answer)
+    n_points, n_miscon = len(rubric.key_points), len(rubric.misconceptions)
+    cached = _REFERENCES.setdefault(embedder, {})
+    references = cached.get(rubric)
+    texts = [c.text for c in candidates]
+    if references is None:
+        reference_texts = [p.text for p in rubric.key_points] + [m.text for m in rubric.misconceptions]
+        embedded = embedder.embed(reference_texts + texts)  # one forward for the rubric and the answer
+        references, clause_vectors = embedded[: len(reference_texts)], embedded[len(reference_texts) :]
+        cached[rubric] = references
+    else:
+        clause_vectors = embedder.embed(texts) if texts else references[:0]
+    similarity = clause_vectors.float() @ references.float().T  # (C, K + M)
+    return Evidence(
+        rubric=rubric,
+        candidates=candidates,
+        point_similarity=similarity[:, :n_points],
+        misconception_similarity=similarity[:, n_points : n_points + n_miscon],
+        point_alias=_alias_matrix(candidates, [p.aliases for p in rubric.key_points]),
+        misconception_alias=_alias_matrix(candidates, [m.aliases for m in rubric.misconceptions]),
+    )
