@@ -1,0 +1,23 @@
+"""Mutant: query i is placed at key position i rather than at S - T + i."""
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def sliding_window_mask(t: int, s: int, window: int, *, causal: bool = True) -> Tensor:
+    """Right inequalities, wrong query positions when T < S."""
+    if window < 1:
+        raise ValueError("window must be at least 1")
+    distance = torch.arange(t).unsqueeze(1) - torch.arange(s).unsqueeze(0)
+    if causal:
+        return (distance >= 0) & (distance < window)
+    return distance.abs() < window
+
+
+def sliding_window_attention(q: Tensor, k: Tensor, v: Tensor, window: int, *, causal: bool = True) -> Tensor:
+    """Attention with the mask above."""
+    scores = q.double() @ k.double().transpose(-1, -2) / math.sqrt(q.shape[-1])
+    keep = sliding_window_mask(q.shape[2], k.shape[2], window, causal=causal)
+    return (torch.softmax(scores.masked_fill(~keep, float("-inf")), dim=-1) @ v.double()).to(q.dtype)
