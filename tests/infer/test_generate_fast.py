@@ -11,6 +11,7 @@ from tfdojo.infer.cache import StaticKVCache
 from tfdojo.infer.fast_llama import FastLlama, fast_decoder
 from tfdojo.infer.generate import generate
 from tfdojo.models.llama import Llama, LlamaConfig
+from tfdojo.nn.rope import RopeScaling
 
 
 class Bytes:
@@ -85,4 +86,6 @@ def test_greedy_tokens_match_eager():
 def test_fast_decoder_falls_back_where_it_does_not_apply():
     windowed = tiny_llama(sliding_window=8)
     assert fast_decoder(windowed) is windowed
+    scaled = tiny_llama(rope_scaling=RopeScaling("linear", 2.0, 96))  # FastLlama's RoPE tables are unscaled
+    assert fast_decoder(scaled) is scaled
     assert isinstance(fast_decoder(tiny_llama()), FastLlama)

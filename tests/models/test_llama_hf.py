@@ -52,7 +52,36 @@ def test_explicit_head_dim(tmp_path):
     check_logits(ours, hf, VOCAB)
 
 
-def test_scaled_rope_is_refused(tmp_path):
-    hf = tiny_hf_llama(rope_scaling={"rope_type": "linear", "factor": 2.0})
-    with pytest.raises(ConfigError, match="linear"):
+SCALINGS = {
+    "linear": {"rope_type": "linear", "factor": 2.0},
+    "dynamic": {"rope_type": "dynamic", "factor": 2.0},
+    "yarn": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16},
+    "llama3": {
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 16,
+    },
+}
+
+
+@pytest.mark.parametrize("kind", SCALINGS)
+def test_scaled_rope_logits_match_hf(tmp_path, kind):
+    """Each context-extension scaling read from config.json; 80 tokens > the 64 trained, so dynamic NTK engages."""
+    hf = tiny_hf_llama(rope_scaling=SCALINGS[kind] | {"rope_theta": 5000.0})
+    ours = save_and_load(hf, tmp_path)
+    assert ours.config.rope_scaling.kind == kind
+    ids = torch.randint(0, VOCAB, (2, 80), generator=torch.Generator().manual_seed(0))
+    unscaled = save_and_load(tiny_hf_llama(), tmp_path / "plain")
+    with torch.no_grad():
+        expected, got, plain = hf(ids).logits, ours(ids), unscaled(ids)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    assert (plain - expected).abs().amax() > 1e-3  # the scaling really changed the logits
+
+
+def test_unknown_rope_scaling_is_refused(tmp_path):
+    hf = tiny_hf_llama()
+    hf.config.rope_parameters = {"rope_type": "mystery", "factor": 2.0, "rope_theta": 5000.0}
+    with pytest.raises(ConfigError, match="mystery"):
         save_and_load(hf, tmp_path)

@@ -100,10 +100,11 @@ class FastLlama(nn.Module):
 
     @staticmethod
     def supports(model: nn.Module) -> bool:
-        """True for a Llama whose blocks are exactly the standard parts (not Mixtral's experts, no window)."""
+        """True for a Llama whose blocks are exactly the standard parts (not Mixtral's experts, no window or RoPE scaling)."""
         return (
             isinstance(model, Llama)
             and model.config.sliding_window is None
+            and model.config.rope_scaling is None
             and all(
                 type(b.ffn) is SwiGLU and type(b.attn) is Attention and type(b.norm1) is type(b.norm2) is RMSNorm
                 for b in model.layers

@@ -18,7 +18,7 @@ from tfdojo.nn.blocks import PreNormBlock
 from tfdojo.nn.ffn import SwiGLU
 from tfdojo.nn.kv import KVCache
 from tfdojo.nn.norms import RMSNorm
-from tfdojo.nn.rope import RotaryEmbedding
+from tfdojo.nn.rope import RopeScaling, RotaryEmbedding
 from tfdojo.nn.self_attention import Attention
 
 
@@ -40,6 +40,7 @@ class LlamaConfig:
     attention_backend: str = "sdpa"
     qkv_bias: bool = False  # Qwen2
     sliding_window: int | None = None  # Mistral: each query sees itself and the window - 1 keys before it
+    rope_scaling: RopeScaling | None = None  # linear / dynamic NTK / YaRN / Llama-3 context extension
 
     def __post_init__(self) -> None:
         if self.dim <= 0 or self.n_layers <= 0 or self.vocab_size <= 0 or self.ffn_hidden <= 0:
@@ -63,7 +64,7 @@ class Llama(nn.Module):
         super().__init__()
         self.config = c = config
         self.embed = nn.Embedding(c.vocab_size, c.dim)
-        self.rope = RotaryEmbedding(c.head_dim, c.rope_theta)
+        self.rope = RotaryEmbedding(c.head_dim, c.rope_theta, c.rope_scaling)
         self.layers = nn.ModuleList(
             PreNormBlock(
                 attn=Attention(

@@ -7,19 +7,22 @@ from typing import Any
 
 from torch import Tensor
 
-from tfdojo.errors import ConfigError
 from tfdojo.models.llama import Llama, LlamaConfig
+from tfdojo.nn.rope import RopeScaling
 from tfdojo.weights.hf_family import HFCheckpoint, HFFamily, hf_field, refuse_unsupported
 
 
 def rope_theta(hf: Mapping[str, Any]) -> float:
-    """RoPE base from ``rope_parameters`` (transformers ≥ 5) or ``rope_theta`` (older); only unscaled RoPE."""
+    """RoPE base from ``rope_parameters`` (transformers ≥ 5) or ``rope_theta`` (older)."""
     params = hf.get("rope_parameters") or {}
-    scaling = hf.get("rope_scaling") or {}
-    kind = params.get("rope_type") or scaling.get("rope_type") or scaling.get("type") or "default"
-    if kind != "default":
-        raise ConfigError(f"RoPE type {kind!r} in config.json is not supported by this loader; only 'default'")
     return float(params.get("rope_theta") or hf_field(hf, "rope_theta", 10000.0))
+
+
+def rope_scaling(hf: Mapping[str, Any]) -> RopeScaling | None:
+    """The context-extension scaling in ``rope_parameters`` (transformers ≥ 5) or ``rope_scaling`` (older)."""
+    return RopeScaling.from_hf(
+        hf.get("rope_parameters") or hf.get("rope_scaling"), hf_field(hf, "max_position_embeddings", 2048)
+    )
 
 
 def llama_config(hf: Mapping[str, Any], checkpoint: HFCheckpoint) -> LlamaConfig:
@@ -34,6 +37,7 @@ def llama_config(hf: Mapping[str, Any], checkpoint: HFCheckpoint) -> LlamaConfig
         n_kv_heads=hf_field(hf, "num_key_value_heads", n_heads),
         ffn_hidden=hf_field(hf, "intermediate_size"),
         rope_theta=rope_theta(hf),
+        rope_scaling=rope_scaling(hf),
         norm_eps=hf_field(hf, "rms_norm_eps", 1e-6),
         max_seq_len=hf_field(hf, "max_position_embeddings", 2048),
         tie_embeddings=hf_field(hf, "tie_word_embeddings", False),

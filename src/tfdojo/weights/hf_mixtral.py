@@ -23,8 +23,10 @@ from tfdojo.weights.hf_llama import llama_config
 def mixtral_config(hf: Mapping[str, Any], checkpoint: HFCheckpoint) -> MixtralConfig:
     """MixtralConfig from config.json: Llama's fields, the sliding window, expert count and top-k."""
     refuse_unsupported(hf, {"router_jitter_noise": 0.0})
+    llama = llama_config(hf, checkpoint)
+    shared = {f.name: getattr(llama, f.name) for f in dataclasses.fields(llama)}  # shallow: keeps RopeScaling
     return MixtralConfig(
-        **dataclasses.asdict(llama_config(hf, checkpoint)) | {"sliding_window": hf.get("sliding_window")},
+        **shared | {"sliding_window": hf.get("sliding_window")},
         n_experts=hf_field(hf, "num_local_experts"),
         top_k=hf_field(hf, "num_experts_per_tok"),
         router_aux_loss_coef=hf_field(hf, "router_aux_loss_coef", 0.001),
