@@ -100,7 +100,7 @@ class FastLlama(nn.Module):
 
     @staticmethod
     def supports(model: nn.Module) -> bool:
-        """True for a Llama whose blocks are exactly the standard parts (not Mixtral's experts, no window or RoPE scaling)."""
+        """True for a Llama of exactly the standard parts (no Mixtral experts, sliding window or RoPE scaling)."""
         return (
             isinstance(model, Llama)
             and model.config.sliding_window is None
