@@ -1,0 +1,334 @@
+"""Progress on disk: every attempt, the FSRS card of each question, and drill sessions, in one SQLite file.
+
+The file is ``progress.sqlite3`` in the data folder: ``--data-dir`` if given, else ``$TFDOJO_HOME``, else the
+platform's user data folder (``platformdirs.user_data_dir("tfdojo")``). Journal mode WAL with
+``synchronous=FULL`` and one transaction per write, so an answer is on disk once ``record`` returns, even if the
+process is killed straight after. The schema version is ``PRAGMA user_version``; :data:`MIGRATIONS` lists the
+steps from an empty file, applied in order. A damaged file is reported, never silently replaced.
+
+Cards are derived data: each is the replay of its question's attempts through the scheduler, kept in step with
+the attempts inside the same transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from fsrs import Card, Rating
+
+from tfdojo.errors import ProgressError
+from tfdojo.practice.scheduler import SpacedRepetition
+
+FILE_NAME = "progress.sqlite3"
+ENV_HOME = "TFDOJO_HOME"
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # v1: sessions, attempts, cards
+        "CREATE TABLE sessions (id INTEGER PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT,"
+        " filters TEXT NOT NULL DEFAULT '{}')",
+        "CREATE TABLE attempts (id INTEGER PRIMARY KEY, question_id TEXT NOT NULL, at TEXT NOT NULL,"
+        " answer TEXT NOT NULL, verdict TEXT NOT NULL, score REAL NOT NULL, rating INTEGER NOT NULL,"
+        " cold INTEGER NOT NULL, hint_used INTEGER NOT NULL, override TEXT, seconds REAL NOT NULL,"
+        " session_id INTEGER REFERENCES sessions(id))",
+        "CREATE INDEX attempts_by_question ON attempts (question_id, at)",
+        "CREATE TABLE cards (question_id TEXT PRIMARY KEY, card TEXT NOT NULL, due TEXT NOT NULL)",
+    ),
+    (  # v2: stable ids on attempts and sessions, so that importing an export merges without duplicates
+        "ALTER TABLE attempts ADD COLUMN uid TEXT",
+        "UPDATE attempts SET uid = lower(hex(randomblob(16)))",
+        "CREATE UNIQUE INDEX attempts_by_uid ON attempts (uid)",
+        "ALTER TABLE sessions ADD COLUMN uid TEXT",
+        "UPDATE sessions SET uid = lower(hex(randomblob(16)))",
+        "CREATE UNIQUE INDEX sessions_by_uid ON sessions (uid)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def data_dir(override: Path | None = None) -> Path:
+    """The folder holding progress: the ``--data-dir`` flag, else ``$TFDOJO_HOME``, else the user data folder."""
+    if override is not None:
+        return Path(override)
+    if os.environ.get(ENV_HOME):
+        return Path(os.environ[ENV_HOME])
+    return Path(platformdirs.user_data_dir("tfdojo", appauthor=False))
+
+
+def _new_uid() -> str:
+    return uuid.uuid4().hex
+
+
+def utc(when: datetime) -> datetime:
+    """``when`` in UTC (naive times are taken as UTC), so stored times sort as text."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One answer to one question: what was said, how it was graded, and how it was given.
+
+    ``cold``: the first try at this question in its session, with no hint. ``override``: "knew" / "didnt"
+    when the user replaced the grade. ``rating``: the FSRS rating the attempt gave the card (1–4).
+    """
+
+    question_id: str
+    at: datetime
+    answer: str
+    verdict: str
+    score: float
+    rating: int
+    cold: bool = False
+    hint_used: bool = False
+    seconds: float = 0.0
+    override: str | None = None
+    session_id: int | None = None
+    uid: str = field(default_factory=_new_uid)
+
+
+@dataclass(frozen=True)
+class Session:
+    """A drill session: when it ran and the filters that chose its questions."""
+
+    id: int
+    uid: str
+    started_at: datetime
+    ended_at: datetime | None
+    filters: dict[str, Any]
+
+
+def _attempt(row: sqlite3.Row) -> Attempt:
+    return Attempt(
+        question_id=row["question_id"],
+        at=datetime.fromisoformat(row["at"]),
+        answer=row["answer"],
+        verdict=row["verdict"],
+        score=row["score"],
+        rating=row["rating"],
+        cold=bool(row["cold"]),
+        hint_used=bool(row["hint_used"]),
+        seconds=row["seconds"],
+        override=row["override"],
+        session_id=row["session_id"],
+        uid=row["uid"],
+    )
+
+
+def _moving_advice(path: Path) -> str:
+    return (
+        f"move it aside (mv '{path}' '{path}.broken') to start afresh, or pass --data-dir / set {ENV_HOME} "
+        "to use another folder"
+    )
+
+
+class ProgressStore:
+    """The progress database at ``path`` (created and migrated on open); use as a context manager."""
+
+    def __init__(self, path: Path, scheduler: SpacedRepetition | None = None) -> None:
+        self.path = Path(path)
+        self.scheduler = scheduler or SpacedRepetition()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        except (OSError, sqlite3.Error) as e:
+            raise ProgressError(f"cannot open the progress database {self.path}: {e}") from None
+        self._db.row_factory = sqlite3.Row
+        try:
+            self._check_and_migrate()
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            raise ProgressError(
+                f"{self.path} is not a readable tfdojo progress database ({e}); {_moving_advice(self.path)}"
+            ) from None
+
+    @classmethod
+    def open(cls, folder: Path | None = None) -> ProgressStore:
+        """The store in the data folder (see :func:`data_dir`)."""
+        return cls(data_dir(folder) / FILE_NAME)
+
+    def _check_and_migrate(self) -> None:
+        check = self._db.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            self._db.close()
+            raise ProgressError(
+                f"{self.path} was written by a newer tfdojo (schema v{version}; this one knows v{SCHEMA_VERSION}); "
+                "upgrade tfdojo, or pass --data-dir to use another folder"
+            )
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                for statement in statements:
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        """The file's schema version (``PRAGMA user_version``)."""
+        return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed (and synced) on success, rolled back on any error."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection (everything is already committed)."""
+        self._db.close()
+
+    def __enter__(self) -> ProgressStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # sessions
+
+    def start_session(self, filters: dict[str, Any], now: datetime, uid: str | None = None) -> int:
+        """Open a session and return its id."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO sessions (uid, started_at, filters) VALUES (?, ?, ?)",
+                (uid or _new_uid(), utc(now).isoformat(), json.dumps(filters, sort_keys=True)),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def end_session(self, session_id: int, now: datetime) -> None:
+        """Mark a session finished."""
+        with self.transaction() as db:
+            db.execute("UPDATE sessions SET ended_at = ? WHERE id = ?", (utc(now).isoformat(), session_id))
+
+    def sessions(self) -> list[Session]:
+        """Every session, oldest first."""
+        rows = self._db.execute("SELECT * FROM sessions ORDER BY started_at, id").fetchall()
+        return [
+            Session(
+                r["id"],
+                r["uid"],
+                datetime.fromisoformat(r["started_at"]),
+                datetime.fromisoformat(r["ended_at"]) if r["ended_at"] else None,
+                json.loads(r["filters"]),
+            )
+            for r in rows
+        ]
+
+    # attempts and cards
+
+    def record(self, attempt: Attempt) -> None:
+        """Store an attempt and update its question's card, in one transaction (on disk when this returns)."""
+        with self.transaction() as db:
+            self._insert(db, attempt)
+            self._refresh_card(db, attempt.question_id)
+
+    def set_override(self, uid: str, override: str | None, rating: int) -> None:
+        """Replace the grade of a stored attempt ("knew" / "didnt") and its rating; the card is rebuilt."""
+        with self.transaction() as db:
+            row = db.execute("SELECT question_id FROM attempts WHERE uid = ?", (uid,)).fetchone()
+            if row is None:
+                raise ProgressError(f"no attempt with id {uid} in {self.path}")
+            db.execute("UPDATE attempts SET override = ?, rating = ? WHERE uid = ?", (override, rating, uid))
+            self._refresh_card(db, row["question_id"])
+
+    def merge(self, sessions: Iterable[Session], attempts: Iterable[tuple[Attempt, str | None]]) -> tuple[int, int]:
+        """Add the sessions and attempts not stored yet (matched by uid), in one transaction.
+
+        Each attempt comes with its session's uid (its ``session_id`` is ignored: ids are local to a file).
+        Returns (attempts added, sessions added); the cards of the questions touched are rebuilt.
+        """
+        with self.transaction() as db:
+            sessions_added = 0
+            for s in sessions:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO sessions (uid, started_at, ended_at, filters) VALUES (?, ?, ?, ?)",
+                    (
+                        s.uid,
+                        utc(s.started_at).isoformat(),
+                        utc(s.ended_at).isoformat() if s.ended_at else None,
+                        json.dumps(s.filters, sort_keys=True),
+                    ),
+                )
+                sessions_added += cursor.rowcount
+            local_id = {r["uid"]: r["id"] for r in db.execute("SELECT uid, id FROM sessions")}
+            touched: set[str] = set()
+            attempts_added = 0
+            for attempt, session_uid in attempts:
+                linked = dataclasses.replace(attempt, session_id=local_id.get(session_uid) if session_uid else None)
+                if self._insert(db, linked):
+                    attempts_added += 1
+                    touched.add(attempt.question_id)
+            for question_id in touched:
+                self._refresh_card(db, question_id)
+        return attempts_added, sessions_added
+
+    def _insert(self, db: sqlite3.Connection, a: Attempt) -> bool:
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO attempts (uid, question_id, at, answer, verdict, score, rating, cold, hint_used,"
+            " override, seconds, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                a.uid,
+                a.question_id,
+                utc(a.at).isoformat(),
+                a.answer,
+                a.verdict,
+                a.score,
+                a.rating,
+                int(a.cold),
+                int(a.hint_used),
+                a.override,
+                a.seconds,
+                a.session_id,
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def _refresh_card(self, db: sqlite3.Connection, question_id: str) -> None:
+        """Rebuild a question's card by replaying its attempts (a handful per question: cheap and exact)."""
+        rows = db.execute("SELECT at, rating FROM attempts WHERE question_id = ?", (question_id,)).fetchall()
+        card = self.scheduler.replay(question_id, ((datetime.fromisoformat(r[0]), Rating(r[1])) for r in rows))
+        if card is None:
+            db.execute("DELETE FROM cards WHERE question_id = ?", (question_id,))
+            return
+        db.execute(
+            "INSERT INTO cards (question_id, card, due) VALUES (?, ?, ?)"
+            " ON CONFLICT (question_id) DO UPDATE SET card = excluded.card, due = excluded.due",
+            (question_id, card.to_json(), utc(card.due).isoformat()),
+        )
+
+    def attempts(self, question_id: str | None = None) -> list[Attempt]:
+        """Attempts oldest first (all, or one question's)."""
+        if question_id is None:
+            rows = self._db.execute("SELECT * FROM attempts ORDER BY at, id").fetchall()
+        else:
+            sql = "SELECT * FROM attempts WHERE question_id = ? ORDER BY at, id"
+            rows = self._db.execute(sql, (question_id,)).fetchall()
+        return [_attempt(r) for r in rows]
+
+    def tried_in_session(self, session_id: int, question_id: str) -> bool:
+        """Whether the question was already attempted in this session (a second try is not cold)."""
+        sql = "SELECT 1 FROM attempts WHERE session_id = ? AND question_id = ? LIMIT 1"
+        return self._db.execute(sql, (session_id, question_id)).fetchone() is not None
+
+    def cards(self) -> dict[str, Card]:
+        """The FSRS card of every question attempted at least once."""
+        rows = self._db.execute("SELECT question_id, card FROM cards").fetchall()
+        return {r["question_id"]: Card.from_json(r["card"]) for r in rows}

@@ -1,0 +1,148 @@
+"""Progress as a JSON file: export everything, import by merging (uids decide what is already there).
+
+The file holds sessions and attempts (the history) and, for other tools, each question's FSRS card. Cards are
+derived: import rebuilds them from the merged attempts. A file that is not valid JSON or not in this layout is
+rejected whole, with the field at fault, before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tfdojo.errors import ProgressError
+from tfdojo.practice.store import Attempt, ProgressStore, Session
+
+FORMAT = "tfdojo-progress"
+VERSION = 1
+
+
+class SessionRecord(BaseModel):
+    """A session as exported."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uid: str = Field(min_length=1)
+    started_at: datetime
+    ended_at: datetime | None = None
+    filters: dict[str, Any] = Field(default_factory=dict)
+
+
+class AttemptRecord(BaseModel):
+    """An attempt as exported; ``session`` is its session's uid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uid: str = Field(min_length=1)
+    question_id: str = Field(min_length=1)
+    at: datetime
+    answer: str
+    verdict: str
+    score: float
+    rating: int = Field(ge=1, le=4)
+    cold: bool
+    hint_used: bool
+    seconds: float = Field(ge=0)
+    override: Literal["knew", "didnt"] | None = None
+    session: str | None = None
+
+
+class ProgressFile(BaseModel):
+    """The whole export."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["tfdojo-progress"]
+    version: Literal[1]
+    exported_at: datetime
+    sessions: list[SessionRecord]
+    attempts: list[AttemptRecord]
+    cards: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _sessions_exist(self) -> ProgressFile:
+        """Every attempt's session is in the file."""
+        known = {s.uid for s in self.sessions}
+        missing = sorted({a.session for a in self.attempts if a.session and a.session not in known})
+        if missing:
+            raise ValueError(f"attempts refer to sessions not in the file: {missing[:3]}")
+        return self
+
+
+def export_progress(store: ProgressStore, now: datetime) -> dict[str, Any]:
+    """Everything in the store as a JSON-ready dict."""
+    sessions = store.sessions()
+    uid_of = {s.id: s.uid for s in sessions}
+    document = ProgressFile(
+        format=FORMAT,
+        version=VERSION,
+        exported_at=now,
+        sessions=[
+            SessionRecord(uid=s.uid, started_at=s.started_at, ended_at=s.ended_at, filters=s.filters) for s in sessions
+        ],
+        attempts=[
+            AttemptRecord(
+                uid=a.uid,
+                question_id=a.question_id,
+                at=a.at,
+                answer=a.answer,
+                verdict=a.verdict,
+                score=a.score,
+                rating=a.rating,
+                cold=a.cold,
+                hint_used=a.hint_used,
+                seconds=a.seconds,
+                override=a.override,  # type: ignore[arg-type]
+                session=uid_of.get(a.session_id) if a.session_id is not None else None,
+            )
+            for a in store.attempts()
+        ],
+        cards={q: card.to_dict() for q, card in sorted(store.cards().items())},
+    )
+    return document.model_dump(mode="json")
+
+
+def read_progress_file(path: Path) -> ProgressFile:
+    """Parse and validate an export; ProgressError names the file and what is wrong with it."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ProgressError(f"cannot read {path}: {e}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ProgressError(f"{path} is not a JSON file ({e}); give a file written by `tfdojo export`") from None
+    try:
+        return ProgressFile.model_validate(raw)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in e.errors()[:3]
+        )
+        raise ProgressError(f"{path} is not a tfdojo progress export: {problems}; nothing was imported") from None
+
+
+def import_progress(store: ProgressStore, document: ProgressFile) -> tuple[int, int]:
+    """Merge an export into the store; returns (attempts added, sessions added). Known uids are skipped."""
+    sessions = [Session(0, s.uid, s.started_at, s.ended_at, s.filters) for s in document.sessions]
+    attempts = [
+        (
+            Attempt(
+                question_id=a.question_id,
+                at=a.at,
+                answer=a.answer,
+                verdict=a.verdict,
+                score=a.score,
+                rating=a.rating,
+                cold=a.cold,
+                hint_used=a.hint_used,
+                seconds=a.seconds,
+                override=a.override,
+                uid=a.uid,
+            ),
+            a.session,
+        )
+        for a in document.attempts
+    ]
+    return store.merge(sessions, attempts)
