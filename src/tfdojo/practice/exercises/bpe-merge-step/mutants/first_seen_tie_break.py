@@ -1,0 +1,42 @@
+"""Mutant: max(counts, key=counts.get) breaks ties by dictionary order, not by the pair."""
+
+from collections import Counter
+
+Word = tuple[str, ...]
+
+
+def count_pairs(words: dict[Word, int]) -> dict[tuple[str, str], int]:
+    """Correct counts."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for word, freq in words.items():
+        for pair in zip(word, word[1:], strict=False):
+            counts[pair] += freq
+    return dict(counts)
+
+
+def most_frequent_pair(counts: dict[tuple[str, str], int]) -> tuple[str, str] | None:
+    """The first maximum in insertion order."""
+    return max(counts, key=counts.__getitem__) if counts else None
+
+
+def merge_pair(words: dict[Word, int], pair: tuple[str, str]) -> dict[Word, int]:
+    """Correct merge."""
+    merged: Counter[Word] = Counter()
+    for word, freq in words.items():
+        out: list[str] = []
+        i = 0
+        while i < len(word):
+            if word[i : i + 2] == pair:
+                out.append(pair[0] + pair[1])
+                i += 2
+            else:
+                out.append(word[i])
+                i += 1
+        merged[tuple(out)] += freq
+    return dict(merged)
+
+
+def bpe_merge_step(words: dict[Word, int]) -> tuple[dict[Word, int], tuple[str, str] | None]:
+    """Correct step."""
+    pair = most_frequent_pair(count_pairs(words))
+    return (dict(words), None) if pair is None else (merge_pair(words, pair), pair)
