@@ -17,6 +17,7 @@ from tfdojo.models.gpt2 import GPT2Config
 from tfdojo.models.llama import LlamaConfig
 from tfdojo.models.mixtral import MixtralConfig
 from tfdojo.models.t5 import T5Config
+from tfdojo.models.variants import VariantConfig
 from tfdojo.models.vit import ViTConfig
 
 FFNKind = Literal["gated", "mlp"]
@@ -242,4 +243,34 @@ def _vit(c: ViTConfig) -> Arch:
         n_positions=1 + grid**2,
         has_lm_head=False,
         extra_params=tuple(extras),
+    )
+
+
+@register_adapter(VariantConfig)
+def _variant(c: VariantConfig) -> Arch:
+    extra = ()
+    if c.backend == "linformer":  # a learned E and F (k × max_len) in every layer
+        extra = (("Linformer projections", c.n_layers * 2 * c.linformer_k * c.max_seq_len),)
+    return Arch(
+        family="variant",
+        n_layers=c.n_layers,
+        dim=c.dim,
+        n_heads=c.n_heads,
+        n_kv_heads=c.kv_heads,
+        head_dim=c.head_dim,
+        ffn_kind="gated" if c.n_experts or c.ffn in ("swiglu", "geglu") else "mlp",
+        ffn_hidden=c.ffn_hidden,
+        vocab_size=c.vocab_size,
+        tied_embeddings=c.tie_embeddings,
+        norm="layer" if c.norm == "layernorm" else "rms",
+        norms_per_layer=4 if c.layout == "sandwich" else 2,
+        final_norms=0 if c.layout == "post" else 1,
+        n_positions=c.max_seq_len if c.positions == "learned" else 0,
+        qkv_bias=c.bias,
+        out_bias=c.bias,
+        ffn_bias=c.bias and not c.n_experts,
+        n_experts=c.n_experts,
+        experts_per_token=c.top_k if c.n_experts else 0,
+        sliding_window=c.window,
+        extra_params=extra,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from tfdojo.errors import ConfigError
@@ -40,6 +42,10 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(dim, n_kv_heads * self.head_dim, bias=qkv_bias)
         self.o_proj = nn.Linear(n_heads * self.head_dim, dim, bias=out_bias)
 
+    def backend_options(self) -> dict[str, Any]:
+        """Keyword options for the backend (the window here; subclasses add ALiBi slopes, projections, …)."""
+        return {} if self.window is None else {"window": self.window}
+
     def forward(
         self,
         x: Tensor,
@@ -58,7 +64,7 @@ class Attention(nn.Module):
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None:
             k, v = cache.update(layer, k, v)  # (B, Hkv, S, D), S = cached + T
-        options = {} if self.window is None else {"window": self.window}
+        options = self.backend_options()
         y = scaled_dot_product(q, k, v, causal=causal, mask=mask, backend=self.backend, **options)  # (B, Hq, T, D)
         y = y.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim)  # (B, T, Hq·D)
         return self.o_proj(y)
