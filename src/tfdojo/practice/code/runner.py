@@ -63,7 +63,7 @@ def classify(exc: BaseException, submission: Path) -> tuple[str, str]:
         return "failed", f"not implemented yet{where}"
     if isinstance(exc, AssertionError):
         return "failed", _short(str(exc)) or f"assertion failed{where}"
-    if isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.EACCES, errno.EPERM, errno.EROFS):
+    if isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG):
         return "error", f"refused by the sandbox{where}: {type(exc).__name__}: {_short(str(exc))}"
     if isinstance(exc, SystemExit | KeyboardInterrupt | GeneratorExit):
         return "error", f"the submission tried to exit ({type(exc).__name__}){where}"
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     guards = RuntimeGuards(exercise.forbidden, trusted_roots(exercise_dir))
     guards.install()
     owner = os.getpid()
-    drop_privileges(settings)
+    drop_privileges(settings, workdirs)
     start_cpu_budget(settings.limits.cpu_s)
     for index, workdir in enumerate(workdirs):
         result = grade_workdir(index, workdir, tests, exercise.spec.entry, guards)

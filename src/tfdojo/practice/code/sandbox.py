@@ -29,6 +29,9 @@ SETTINGS_ENV = "TFDOJO_SANDBOX"
 SANDBOX_UID_FIRST = 1_900_000_000
 SANDBOX_UID_COUNT = 100_000_000
 PR_SET_NO_NEW_PRIVS = 38
+CLONE_NEWNS, MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20000, 1, 32, 4096, 16384, 1 << 18
+# World-writable places a process of any uid could write to; made read-only in the sandbox's mount namespace.
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock")
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,30 @@ def _tasks_of(uid: int) -> list[int]:
     return pids
 
 
-def drop_privileges(settings: ChildSettings) -> None:
+def _mount(libc: ctypes.CDLL, source: str | None, target: str, flags: int) -> None:
+    if libc.mount(source and source.encode(), target.encode(), None, flags, None) != 0:
+        raise OSError(ctypes.get_errno(), f"mount {target}: {os.strerror(ctypes.get_errno())}")
+
+
+def private_mounts(workdirs: list[Path]) -> bool:
+    """In a new mount namespace (root only), make the world-writable directories read-only, the workdirs excepted.
+
+    Returns False, changing nothing, where namespaces are not allowed; writes outside are then only detected.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) != 0:
+        return False
+    _mount(libc, None, "/", MS_REC | MS_PRIVATE)  # nothing done here propagates back to the host
+    for path in SHARED_WRITABLE:
+        if os.path.isdir(path) and not os.path.islink(path):
+            _mount(libc, path, path, MS_BIND | MS_REC)
+            _mount(libc, None, path, MS_BIND | MS_REMOUNT | MS_RDONLY)
+    for workdir in workdirs:  # a bind of the workdir onto itself is a separate, writable mount
+        _mount(libc, str(workdir), str(workdir), MS_BIND)
+    return True
+
+
+def drop_privileges(settings: ChildSettings, workdirs: list[Path]) -> None:
     """Cap the process count and, if started as root, become the run's own uid with no way back to privileges.
 
     RLIMIT_NPROC counts every process (and thread) of the real uid and is not enforced for root, hence the switch.
@@ -136,6 +162,7 @@ def drop_privileges(settings: ChildSettings) -> None:
         _set_limit(resource.RLIMIT_NPROC, len(_tasks_of(os.getuid())) + limits.max_processes)
         return
     _set_limit(resource.RLIMIT_NPROC, limits.max_processes)
+    private_mounts(workdirs)
     os.setgroups([])
     os.setresgid(settings.uid, settings.uid, settings.uid)
     os.setresuid(settings.uid, settings.uid, settings.uid)
