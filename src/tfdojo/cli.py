@@ -232,4 +232,11 @@ def _mount_subcommands() -> None:
     app.add_typer(calc_app, name="calc", help="Calculators that show their work: params, FLOPs, memory, plans.")
 
 
+def _mount_practice() -> None:
+    from tfdojo.practice.cli import register
+
+    register(app)  # drill, map, checklist, progress, export, import at the top level
+
+
 _mount_subcommands()
+_mount_practice()
