@@ -5,21 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from tiny_hf import perturbed
 from torch import nn
 
 from tfdojo.weights.hf import load_hf_model
 
+__all__ = ["TOL", "check_left_padded", "check_logits", "perturbed", "save_and_load"]
+
 TOL = {"atol": 1e-5, "rtol": 1e-4}
-
-
-def perturbed(model: nn.Module, seed: int = 1) -> nn.Module:
-    """``model`` in eval mode with every parameter (norms and biases too) moved off its init, so a mis-mapped
-    LayerNorm weight or bias cannot go unnoticed."""
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return model.eval()
 
 
 def save_and_load(hf_model: nn.Module, folder: Path) -> nn.Module:

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hf_parity import save_and_load
-from tiny_hf import DECODER_FIELDS, tiny_hf_decoder
+from tiny_hf import DECODER_FIELDS, perturbed, tiny_hf_decoder
 from transformers import GPT2Config as HFGPT2Config
 from transformers import GPT2LMHeadModel, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 from transformers import LlamaConfig as HFLlamaConfig
@@ -38,10 +38,7 @@ def ids(batch: int = 2, length: int = 12, vocab: int = LLAMA_SHAPES["vocab_size"
 
 def test_learned_layernorm_gelu_pre_ln_is_gpt2(tmp_path):
     torch.manual_seed(0)
-    hf = GPT2LMHeadModel(HFGPT2Config(vocab_size=96, n_positions=32, n_embd=32, n_layer=2, n_head=4)).eval()
-    with torch.no_grad():
-        for p in hf.parameters():
-            p.add_(0.1 * torch.randn_like(p))
+    hf = perturbed(GPT2LMHeadModel(HFGPT2Config(vocab_size=96, n_positions=32, n_embd=32, n_layer=2, n_head=4)))
     config = VariantConfig(
         vocab_size=96, dim=32, n_layers=2, n_heads=4, ffn_hidden=128, max_seq_len=32, positions="learned",
         norm="layernorm", ffn="gelu", bias=True, layout="pre", backend="eager",
