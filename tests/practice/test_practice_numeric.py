@@ -67,7 +67,7 @@ def test_llama2_70b_kv_cache_at_8k():
     assert "2 · 80 · 8 · 128 · 8,192" in right.feedback  # the derivation is shown
     assert grade_numeric(KV_70B_8K, "2.68 GB").verdict == "correct"  # GB for a bytes answer is fine
     assert grade_numeric(KV_70B_8K, str(expected)).verdict == "correct"  # a bare number is read in bytes
-    wrong = grade_numeric(KV_70B_8K, "140 GB")  # the all-64-heads, long-context guess
+    wrong = grade_numeric(KV_70B_8K, "140 GB")  # 70B params × 2 bytes: the weights, not the cache
     assert wrong.verdict == "incorrect" and wrong.score == 0.0
 
 
