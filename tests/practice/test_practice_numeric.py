@@ -26,6 +26,8 @@ GIB = 1024**3
         ("1,234,567", 1_234_567, None),
         ("12 %", 0.12, "ratio"),
         ("0.25", 0.25, None),
+        ("7/39", 7 / 39, None),
+        ("1/2 GB", 500_000_000, "bytes"),
         ("2^30 bytes", 1_073_741_824, "bytes"),
         ("2.5 × 10^9 bytes", 2_500_000_000, "bytes"),
         ("12 ms", 0.012, "s"),
@@ -100,10 +102,23 @@ def test_unit_mismatch_is_incorrect_and_says_so():
     assert "params" in grade.feedback and "FLOP" in grade.feedback
 
 
+def test_a_per_token_quantity_may_be_stated_as_the_amount():
+    # attention scores, forward: 4 · layers · keys · heads · head dim = 4 · 32 · 4096 · 32 · 128 FLOP per token
+    scores = NumericAnswer(
+        call="flops_per_token", args={"model": "llama-2-7b", "seq_len": 4096, "mode": "forward"}, part="attention"
+    )
+    expected = 4 * 32 * 4096 * 32 * 128
+    assert grade_numeric(scores, "2.15e9 FLOPs per token").expected == expected
+    assert grade_numeric(scores, "2.15e9 FLOPs per token").verdict == "correct"
+    assert grade_numeric(scores, "2.15 GFLOPs").verdict == "correct"
+    assert grade_numeric(scores, "2.15e9 tokens").verdict == "incorrect"
+
+
 def test_percentages_and_fractions():
     bubble = NumericAnswer(call="pp_bubble", args={"stages": 4, "micro_batches": 8})  # (p-1)/(m+p-1) = 3/11
     assert grade_numeric(bubble, "27%").verdict == "correct"
     assert grade_numeric(bubble, "0.2727").verdict == "correct"
+    assert grade_numeric(bubble, "3/11").verdict == "correct"
     assert grade_numeric(bubble, "27").verdict == "incorrect"  # a bare 27 is read as the fraction 27
 
 

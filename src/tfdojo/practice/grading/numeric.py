@@ -5,7 +5,8 @@ time, and the derivation it reports (formula, numbers, value) is the feedback. R
 
 * one number per answer; with working shown, the answer is what follows the last "=" (or "≈", "→");
 * units must measure the same kind of thing as the result (bytes, FLOP, params, tokens, seconds, …); any prefix
-  is fine (GB = 10^9 bytes, GiB = 2^30 bytes); a bare number is read in the result's unit;
+  is fine (GB = 10^9 bytes, GiB = 2^30 bytes); a per-token result may be stated as the amount ("2.1e9 FLOPs");
+  a bare number is read in the result's unit;
 * correct within the question's relative tolerance, close within three times it, incorrect beyond.
 """
 
@@ -29,6 +30,7 @@ _NUMBER = re.compile(
     r"(?<![\w.^])(?<!\w-)"  # not inside an identifier such as Llama-2-70B, H100 or fp16
     r"(?P<sign>[-+−])?"
     r"(?:(?P<base>\d+(?:\.\d+)?)\s*(?:\^|\*\*)\s*(?P<exp>[-+]?\d+)"  # 2^30
+    r"|(?P<numerator>\d+)\s*/\s*(?P<denominator>\d+)(?![\d.])"  # 7/39
     r"|(?P<mantissa>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d*)?|\.\d+)(?P<e>[eE][-+]?\d+)?"
     r"(?:\s*[×x*·]\s*10\s*(?:\^|\*\*)\s*(?P<pow10>[-+]?\d+))?)"  # 2.5 × 10^9
     r"(?:\s*(?P<scale>(?i:thousand|million|billion|trillion|bn)|[kKMBbT])(?![A-Za-z]))?"
@@ -53,6 +55,10 @@ class Quantity:
 def _number(m: re.Match[str]) -> float:
     if m["base"]:
         value = float(m["base"]) ** int(m["exp"])
+    elif m["numerator"]:
+        if int(m["denominator"]) == 0:
+            raise AnswerParseError(f"{m.group(0).strip()!r} divides by zero; give the number itself")
+        value = int(m["numerator"]) / int(m["denominator"])
     else:
         value = float(m["mantissa"].replace(",", "") + (m["e"] or ""))
         if m["pow10"]:
@@ -139,6 +145,11 @@ def _part_unit(result: Result, value: float) -> str:
     return result.unit
 
 
+def units_agree(given_kind: str, expected_kind: str) -> bool:
+    """Same kind of quantity; a per-token quantity may be stated as the amount ("2.1e9 FLOPs" per token)."""
+    return given_kind == expected_kind or expected_kind == f"{given_kind}/token"
+
+
 def grade_numeric(numeric_answer: NumericAnswer, answer_text: str) -> NumericGrade:
     """Grade a numeric answer: run the question's calculator, compare within its tolerance, explain the working."""
     from tfdojo.calc.claims import Call
@@ -150,7 +161,7 @@ def grade_numeric(numeric_answer: NumericAnswer, answer_text: str) -> NumericGra
     derivation = render_derivation(result)
     tolerance = numeric_answer.tolerance
     want = f"Expected {describe_value(expected, unit)}, within {tolerance:.0%}."
-    if given.kind is not None and given.kind != expected_kind:
+    if given.kind is not None and not units_agree(given.kind, expected_kind):
         feedback = f"Your answer {given.text!r} is in {given.kind}, but this question asks for {expected_kind}. {want}"
         feedback += "\n" + derivation
         return NumericGrade("incorrect", 0.0, expected, unit, given, None, tolerance, derivation, feedback)
