@@ -120,3 +120,17 @@ def test_coding_starter_is_copied_once_and_the_answer_file_is_read(bank, tmp_pat
     assert read_submission(f"  {copy}  ") == "my work"
     with pytest.raises(ProgressError, match="cannot read your solution file"):
         read_submission(str(tmp_path / "missing.py"))
+
+
+@pytest.mark.slow
+def test_the_real_graders_are_routed_by_type(bank, store):
+    """The default graders, imported lazily: MiniLM free text, the numeric calculator, the code sandbox."""
+    from tfdojo.practice.code import load_exercise
+
+    drill = DrillSession(store, clock=Clock(T0))
+    covered = "The first point holds. The second point holds too. And the third point is true as well."
+    assert drill.submit(bank["why-scale-scores"], covered, seconds=60).outcome.verdict == "correct"
+    assert drill.submit(bank["why-scale-scores"], "Bananas are yellow.", seconds=60).outcome.verdict == "incorrect"
+    exercise = load_exercise("causal-mask")
+    coding = bank["write-softmax"].model_copy(update={"id": "causal-mask"})
+    assert drill.submit(coding, exercise.solution, seconds=600).outcome.verdict == "correct"
