@@ -35,7 +35,9 @@ def test_gqa_matches_reference(sub) -> None:
 
 def test_mqa_and_plain_mha(sub) -> None:
     q, k, v = qkv(1, 4, 1, 6, 6, 8, seed=2)
-    torch.testing.assert_close(sub.grouped_query_attention(q, k, v, causal=True), scaled_dot_product(q, k, v, causal=True))
+    torch.testing.assert_close(
+        sub.grouped_query_attention(q, k, v, causal=True), scaled_dot_product(q, k, v, causal=True)
+    )
     q, k, v = qkv(1, 3, 3, 4, 4, 8, seed=3)
     torch.testing.assert_close(sub.grouped_query_attention(q, k, v), scaled_dot_product(q, k, v))
 

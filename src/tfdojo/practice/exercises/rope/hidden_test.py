@@ -3,7 +3,6 @@ import torch
 from tfdojo.nn.rope import RotaryEmbedding
 from tfdojo.nn.rope import apply_rope as tfdojo_apply_rope
 
-
 # tfdojo keeps its inverse frequencies in float32, so angles at large positions differ by ~p·1e-7 from float64.
 TOL = {"rtol": 1e-5, "atol": 2e-5}
 

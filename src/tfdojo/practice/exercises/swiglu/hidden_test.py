@@ -17,8 +17,11 @@ def reference(w_gate, w_up, w_down):
 def sample(d, f, lead, seed, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(*lead, d, generator=g, dtype=dtype)
-    return x, torch.randn(d, f, generator=g, dtype=dtype), torch.randn(d, f, generator=g, dtype=dtype), torch.randn(
-        f, d, generator=g, dtype=dtype
+    return (
+        x,
+        torch.randn(d, f, generator=g, dtype=dtype),
+        torch.randn(d, f, generator=g, dtype=dtype),
+        torch.randn(f, d, generator=g, dtype=dtype),
     )
 
 
