@@ -1,13 +1,14 @@
 """The practice commands through Typer's CliRunner on a temporary data folder and a small bank."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from drill_bank import write_bank
 from typer.testing import CliRunner
 
 from tfdojo.cli import app
-from tfdojo.practice.grading.grade import Grade
+from tfdojo.practice.code import load_exercise
 from tfdojo.practice.store import FILE_NAME, ProgressStore
 
 runner = CliRunner()
@@ -50,7 +51,7 @@ def test_drill_free_text_reads_lines_until_an_empty_one(dirs, monkeypatch):
 
     def stub(rubric, answer):
         seen.append(answer)
-        return Grade("partial", 0.5, (), (), (), (), "stub feedback")
+        return SimpleNamespace(verdict="partial", score=0.5, feedback="stub feedback")  # what the drill reads
 
     monkeypatch.setattr("tfdojo.practice.grading.free_text.grade_free_text", stub)
     opts, data = dirs
@@ -142,3 +143,27 @@ def test_errors_are_one_line_and_exit_1(dirs, tmp_path, setup, args, message):
     said = " ".join(result.stderr.split())  # Rich wraps the one message at the console width
     assert said.startswith("error: ") and said.count("error:") == 1 and message in said
     assert "Traceback" not in result.output
+
+
+def test_drill_coding_copies_the_starter_and_grades_the_file(tmp_path, monkeypatch):
+    bank = tmp_path / "bank"
+    write_bank(bank)
+    toml = bank / "drill.toml"
+    toml.write_text(toml.read_text().replace("write-softmax", "causal-mask"))  # a bundled exercise
+    graded = []
+
+    def stub(exercise_id, source):
+        graded.append((exercise_id, source))
+        return SimpleNamespace(passed=False, feedback="0/5 hidden tests pass")  # what the drill reads
+
+    monkeypatch.setattr("tfdojo.practice.code.grade_code", stub)
+    data = tmp_path / "data"
+    args = ["drill", "--type", "coding", "--no-timer", "--data-dir", data, "--bank", bank]
+    result = _run(*args, input=f"{tmp_path / 'missing.py'}\n\n\n")  # a wrong path, then Enter = the work copy
+    assert result.exit_code == 0, result.output
+    assert "cannot read your solution file" in result.stderr
+    copy = data / "work" / "causal-mask.py"
+    assert copy.read_text() == load_exercise("causal-mask").starter
+    assert graded == [("causal-mask", copy.read_text())]
+    (attempt,) = _attempts(data)
+    assert attempt.verdict == "incorrect" and attempt.answer == copy.read_text()

@@ -127,30 +127,16 @@ def _read_answer(question: Question, deadline: float, work_copy: Path | None) ->
             lines.append(line)
 
 
-def _ask(question: Question, index: int, total: int, work_dir: Path, timer: bool) -> tuple[str, bool, float] | None:
-    """Show a question and read the answer: (answer or source code, hint used, seconds taken), or None to skip."""
+def _show_question(question: Question, index: int, total: int, work_copy: Path | None) -> None:
     title = f"[{index}/{total}] {SECTIONS[question.section]} · {question.type} · {question.difficulty}"
     out.print(Panel(Markdown(question.prompt), title=title, subtitle=f"~{question.minutes} min", expand=False))
-    work_copy = None
-    if question.type == "coding":
-        starter, work_copy = starter_copy(question, work_dir)
-        out.print(f"starter: {starter}\nyour copy: [bold]{work_copy}[/] — edit it, then press Enter (or give a path)")
+    if work_copy is not None:
+        out.print(f"your copy of the starter: [bold]{work_copy}[/] — edit it, then press Enter (or give a path)")
     elif question.type == "numeric":
         out.print("[dim]one number with its unit (e.g. 2.5 GiB); working is fine if it ends with '= answer'[/]")
     else:
         out.print("[dim]write your answer; an empty line submits[/]")
     out.print(f"[dim]{HINT} for a hint (the attempt is then not cold) · {SKIP} · {QUIT}[/]")
-    start = time.monotonic()
-    deadline = start + question.minutes * 60
-    if timer and sys.stdin.isatty():
-        _countdown(deadline)
-    read = _read_answer(question, deadline, work_copy)
-    if read is None:
-        return None
-    answer, hint_used = read
-    if question.type == "coding":
-        answer = read_submission(answer)
-    return answer, hint_used, time.monotonic() - start
 
 
 def _show_result(submission: Submission) -> None:
@@ -205,7 +191,7 @@ def drill(
             try:
                 for index, question in enumerate(questions, 1):
                     answered += _drill_one(session, question, index, len(questions), folder / "work", timer)
-            except EOFError:
+            except (EOFError, KeyboardInterrupt):  # :quit, Ctrl-D or Ctrl-C: what was answered is already saved
                 out.print()
             finally:
                 session.finish()
@@ -213,17 +199,29 @@ def drill(
 
 
 def _drill_one(session: DrillSession, question: Question, index: int, total: int, work: Path, timer: bool) -> int:
-    """Ask one question until it is answered (1) or skipped (0)."""
+    """Ask one question until it is answered (1) or skipped (0); an unreadable answer is asked for again."""
+    work_copy = None
+    if question.type == "coding":
+        starter, work_copy = starter_copy(question, work)
+        out.print(f"[dim]starter file: {starter}[/]")
+    _show_question(question, index, total, work_copy)
+    start = time.monotonic()
+    deadline = start + question.minutes * 60
+    if timer and sys.stdin.isatty():
+        _countdown(deadline)
+    hinted = False
     while True:
-        asked = _ask(question, index, total, work, timer)
-        if asked is None:
+        read = _read_answer(question, deadline, work_copy)
+        if read is None:
             return 0
-        answer, hint_used, seconds = asked
+        answer, hint_used = read
+        hinted = hinted or hint_used
         try:
-            submission = session.submit(question, answer, seconds, hint_used)
-        except AnswerParseError as e:
+            if question.type == "coding":
+                answer = read_submission(answer)
+            submission = session.submit(question, answer, time.monotonic() - start, hinted)
+        except (AnswerParseError, ProgressError) as e:
             err.print(f"[yellow]{e}[/] — try again", highlight=False)
-            timer = False
             continue
         _show_result(submission)
         _ask_override(session, submission)
