@@ -26,26 +26,32 @@ class Evidence:
     """Everything the verdict needs, computed once per answer so thresholds can be swept without the model.
 
     ``candidates`` are the answer's clauses, then each sentence of several clauses none of which is negated (an idea
-    may span a clause boundary). Matrices are indexed (candidate, key point) and (candidate, misconception).
+    may span a clause boundary). ``parts`` lists, for each candidate, the clauses it is made of (a clause is made of
+    itself). Matrices are indexed (candidate, key point) and (candidate, misconception).
     """
 
     rubric: Rubric
     candidates: tuple[Clause, ...]
+    parts: tuple[tuple[int, ...], ...]
     point_similarity: Tensor  # (C, K)
     misconception_similarity: Tensor  # (C, M)
     point_alias: Tensor  # (C, K) bool
     misconception_alias: Tensor  # (C, M) bool
 
 
-def candidate_clauses(answer: str) -> tuple[Clause, ...]:
-    """The clauses of the answer, then the multi-clause sentences whose clauses are all affirmed."""
-    clauses = split_clauses(answer)
-    sentences = []
+def candidate_clauses(answer: str) -> tuple[tuple[Clause, ...], tuple[tuple[int, ...], ...]]:
+    """The clauses of the answer, then its multi-clause sentences whose clauses are all affirmed; and their parts."""
+    clauses: list[Clause] = []
+    parts: list[tuple[int, ...]] = []
+    sentences: list[tuple[Clause, tuple[int, ...]]] = []
     for sentence in split_sentences(answer):
-        parts = split_clauses(sentence)
-        if len(parts) > 1 and not any(c.negated for c in parts):
-            sentences.append(Clause(sentence))
-    return tuple(clauses) + tuple(sentences)
+        inside = split_clauses(sentence)
+        indices = tuple(range(len(clauses), len(clauses) + len(inside)))
+        clauses.extend(inside)
+        parts.extend((i,) for i in indices)
+        if len(inside) > 1 and not any(c.negated for c in inside):
+            sentences.append((Clause(sentence), indices))
+    return tuple(clauses) + tuple(c for c, _ in sentences), tuple(parts) + tuple(p for _, p in sentences)
 
 
 def _alias_matrix(candidates: tuple[Clause, ...], alias_lists: list[tuple[str, ...]]) -> Tensor:
@@ -58,7 +64,7 @@ def _alias_matrix(candidates: tuple[Clause, ...], alias_lists: list[tuple[str, .
 
 def collect_evidence(rubric: Rubric, answer: str, embedder: Embedder) -> Evidence:
     """Split, embed (one batch) and compare an answer with a rubric's key points and misconceptions."""
-    candidates = candidate_clauses(answer)
+    candidates, parts = candidate_clauses(answer)
     n_points, n_miscon = len(rubric.key_points), len(rubric.misconceptions)
     cached = _REFERENCES.setdefault(embedder, {})
     references = cached.get(rubric)
@@ -74,6 +80,7 @@ def collect_evidence(rubric: Rubric, answer: str, embedder: Embedder) -> Evidenc
     return Evidence(
         rubric=rubric,
         candidates=candidates,
+        parts=parts,
         point_similarity=similarity[:, :n_points],
         misconception_similarity=similarity[:, n_points : n_points + n_miscon],
         point_alias=_alias_matrix(candidates, [p.aliases for p in rubric.key_points]),

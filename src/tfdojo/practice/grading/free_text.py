@@ -15,21 +15,24 @@ from dataclasses import dataclass
 from tfdojo.practice.grading.embedder import Embedder, default_embedder
 from tfdojo.practice.grading.evidence import Evidence, collect_evidence
 from tfdojo.practice.grading.feedback import EMPTY_ANSWER, salad_feedback, write_feedback
-from tfdojo.practice.grading.grade import Grade, MisconceptionMatch, PointMatch, Verdict
+from tfdojo.practice.grading.grade import Grade, MisconceptionMatch, PointMatch, ShownLabel, Verdict
 from tfdojo.practice.grading.salad import salad_terms
 from tfdojo.practice.grading.words import content_stems
-from tfdojo.practice.rubric import Rubric
+from tfdojo.practice.rubric import KeyPoint, Rubric
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """Where the grader draws its lines; the defaults are the calibrated ones.
 
-    point: cosine similarity from which a clause states a key point; misconception: likewise for a misconception
-    (which must also be closer than any key point); correct / partial: the score from which a verdict is given.
+    point: cosine similarity from which a clause states a key point. margin: a clause supports only the key points
+    within this much of its closest one (one topical sentence should not cover every point). misconception: the
+    similarity from which a clause states a misconception (it must also be closer to it than to any key point).
+    correct / partial: the score from which each grade is given.
     """
 
     point: float = 0.55
+    margin: float = 0.1
     misconception: float = 0.6
     correct: float = 0.7
     partial: float = 0.3
@@ -43,76 +46,86 @@ DEFAULT_THRESHOLDS = Thresholds()
 
 
 def _misconception_matches(evidence: Evidence, t: Thresholds) -> tuple[list[MisconceptionMatch], set[int]]:
-    """The misconceptions stated in affirmed clauses, and the clauses that state one (they support no key point)."""
-    matches, claimed = [], set()
-    points, miscon = evidence.point_similarity, evidence.misconception_similarity
-    for m, misconception in enumerate(evidence.rubric.misconceptions):
+    """The misconceptions stated in affirmed clauses, and the candidates that state one (they support no key point).
+
+    A sentence made of several clauses is claimed as soon as one of its clauses is.
+    """
+    matches, claimed_clauses = [], set()
+    closest_point = evidence.point_similarity.max(dim=1).values.tolist()
+    sims, aliases = evidence.misconception_similarity.T.tolist(), evidence.misconception_alias.T.tolist()
+    for misconception, row, alias_row in zip(evidence.rubric.misconceptions, sims, aliases, strict=True):
         best: MisconceptionMatch | None = None
         for c, clause in enumerate(evidence.candidates):
-            sim = float(miscon[c, m])
-            closest_point = float(points[c].max()) if points.shape[1] else 0.0
-            by_alias = bool(evidence.misconception_alias[c, m])
-            if clause.negated or not (by_alias or (sim >= t.misconception and sim >= closest_point)):
+            stated = alias_row[c] or (row[c] >= t.misconception and row[c] >= closest_point[c])
+            if clause.negated or not stated:
                 continue
-            claimed.add(c)
-            if best is None or sim > best.similarity:
-                best = MisconceptionMatch(misconception, clause.text, sim, by_alias)
+            claimed_clauses.update(evidence.parts[c])
+            if best is None or row[c] > best.similarity:
+                best = MisconceptionMatch(misconception, clause.text, row[c], alias_row[c])
         if best is not None:
             matches.append(best)
+    claimed = {c for c, parts in enumerate(evidence.parts) if claimed_clauses & set(parts)}
     return matches, claimed
 
 
-def _point_match(evidence: Evidence, k: int, rows: list[int]) -> PointMatch | None:
-    """The best of the given candidate rows for key point k (an alias match first), or None if there are none."""
-    if not rows:
-        return None
-    sims = evidence.point_similarity[:, k]
-    best = max(rows, key=lambda c: (bool(evidence.point_alias[c, k]), float(sims[c])))
-    point = evidence.rubric.key_points[k]
-    return PointMatch(point, evidence.candidates[best].text, float(sims[best]), bool(evidence.point_alias[best, k]))
+LEVELS: tuple[ShownLabel, ...] = ("incorrect", "partial", "correct")
 
 
-def _level(score: float, t: Thresholds, capped: bool) -> Verdict:
-    """The verdict a score earns; a stated misconception caps it at partial."""
-    if score >= t.correct and not capped:
-        return "correct"
-    return "partial" if score >= t.partial else "incorrect"
+def level(score: float, stated_misconception: bool, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> ShownLabel:
+    """The grade a score earns; stating a misconception costs one level (correct -> partial -> incorrect)."""
+    rank = 2 if score >= thresholds.correct else 1 if score >= thresholds.partial else 0
+    return LEVELS[max(rank - stated_misconception, 0)]
 
 
 def decide(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> Grade:
     """The grade that the evidence earns under the given thresholds (no model call: thresholds can be swept)."""
     t = thresholds
     misconceptions, claimed = _misconception_matches(evidence, t)
+    sims, aliases = evidence.point_similarity.tolist(), evidence.point_alias.tolist()  # (C, K)
+    closest = [max(row) for row in sims]
     covered, missed, uncertain = [], [], []
-    everyone = list(range(len(evidence.candidates)))
-    for k in range(len(evidence.rubric.key_points)):
+    for k, point in enumerate(evidence.rubric.key_points):
 
-        def passes(c: int, k: int = k) -> bool:
-            return bool(evidence.point_alias[c, k]) or float(evidence.point_similarity[c, k]) >= t.point
+        def supports(c: int, k: int = k) -> bool:
+            return aliases[c][k] or (sims[c][k] >= t.point and sims[c][k] >= closest[c] - t.margin)
 
-        affirmed = [c for c in everyone if not evidence.candidates[c].negated and c not in claimed and passes(c)]
-        denied = [c for c in everyone if evidence.candidates[c].negated and passes(c)]
+        def best(rows: list[int], k: int = k, point: KeyPoint = point) -> PointMatch:
+            c = max(rows, key=lambda c: (aliases[c][k], sims[c][k]))
+            return PointMatch(point, evidence.candidates[c].text, sims[c][k], aliases[c][k])
+
+        rows = range(len(evidence.candidates))
+        affirmed = [c for c in rows if supports(c) and not evidence.candidates[c].negated and c not in claimed]
+        denied = [c for c in rows if supports(c) and evidence.candidates[c].negated]
         if affirmed:
-            covered.append(_point_match(evidence, k, affirmed))
+            covered.append(best(affirmed))
         elif denied:
-            uncertain.append(_point_match(evidence, k, denied))
+            uncertain.append(best(denied))
         else:
-            missed.append(_point_match(evidence, k, everyone) or PointMatch(evidence.rubric.key_points[k], None, 0.0))
+            missed.append(best(list(rows)) if rows else PointMatch(point, None, 0.0))
     total = evidence.rubric.total_weight
     score = sum(p.point.weight for p in covered) / total
     hopeful = score + sum(p.point.weight for p in uncertain) / total
-    capped = bool(misconceptions)
-    verdict = _level(score, t, capped)
-    if _level(hopeful, t, capped) != verdict:
-        verdict = "uncertain"
+    shown = level(score, bool(misconceptions), t)
+    verdict: Verdict = shown if level(hopeful, bool(misconceptions), t) == shown else "uncertain"
     feedback = write_feedback(verdict, covered, missed, uncertain, misconceptions)
-    return Grade(verdict, score, tuple(covered), tuple(missed), tuple(uncertain), tuple(misconceptions), feedback)
+    return Grade(
+        verdict, score, tuple(covered), tuple(missed), tuple(uncertain), tuple(misconceptions), feedback, shown=shown
+    )
 
 
 def _ungraded(rubric: Rubric, feedback: str, *, salad: bool = False) -> Grade:
     """An incorrect grade that credits nothing (empty answer, keyword salad)."""
     missed = tuple(PointMatch(p, None, 0.0) for p in rubric.key_points)
-    return Grade("incorrect", 0.0, (), missed, (), (), feedback, keyword_salad=salad)
+    return Grade("incorrect", 0.0, (), missed, (), (), feedback, shown="incorrect", keyword_salad=salad)
+
+
+def screen(rubric: Rubric, answer: str) -> Grade | None:
+    """The grade of an answer that needs no model (empty, or a keyword list without claims), else None."""
+    if not answer.strip():
+        return _ungraded(rubric, EMPTY_ANSWER)
+    vocabulary = content_stems([p.text for p in rubric.key_points] + [a for p in rubric.key_points for a in p.aliases])
+    terms = salad_terms(answer, vocabulary)
+    return _ungraded(rubric, salad_feedback(terms), salad=True) if terms else None
 
 
 def grade_free_text(
@@ -123,11 +136,7 @@ def grade_free_text(
     ``embedder`` defaults to the bundled all-MiniLM-L6-v2, loaded once per process on first use. An empty answer
     and a keyword list without claims are graded incorrect before any model call.
     """
-    if not answer.strip():
-        return _ungraded(rubric, EMPTY_ANSWER)
-    vocabulary = content_stems([p.text for p in rubric.key_points] + [a for p in rubric.key_points for a in p.aliases])
-    terms = salad_terms([answer], vocabulary)
-    if terms:
-        return _ungraded(rubric, salad_feedback(terms), salad=True)
-    evidence = collect_evidence(rubric, answer, embedder or default_embedder())
-    return decide(evidence, thresholds)
+    screened = screen(rubric, answer)
+    if screened is not None:
+        return screened
+    return decide(collect_evidence(rubric, answer, embedder or default_embedder()), thresholds)

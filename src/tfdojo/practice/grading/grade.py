@@ -8,6 +8,7 @@ from typing import Literal
 from tfdojo.practice.rubric import KeyPoint, Misconception
 
 Verdict = Literal["correct", "partial", "incorrect", "uncertain"]
+ShownLabel = Literal["correct", "partial", "incorrect"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class Grade:
     ``score`` is the covered key points' share of the rubric's weight (uncertain points count 0). ``uncertain``
     holds the points the answer seems to deny ("does not", "rather than", …): the grader cannot tell whether the
     answer is wrong or only phrased with a negation, so a person should look. ``feedback`` is text a learner can act on.
+
+    ``shown`` is the 3-way label the trainer displays. It equals ``verdict`` except for an uncertain grade, which is
+    shown as the grade its credited points alone earn (uncertain points are never silently credited), flagged for
+    the learner to check.
     """
 
     verdict: Verdict
@@ -50,4 +55,5 @@ class Grade:
     uncertain: tuple[PointMatch, ...]
     misconceptions: tuple[MisconceptionMatch, ...]
     feedback: str
+    shown: ShownLabel
     keyword_salad: bool = False

@@ -97,8 +97,13 @@ _VERB_FORMS = frozenset(_past(b) for b in _VERBS | _NOUN_VERBS) | {_third_person
 _NOUN_VERB_THIRD_PERSON = frozenset(_third_person(b) for b in _NOUN_VERBS)
 
 
+def _is_plural_noun(word: str) -> bool:
+    """A crude test for a plural subject ("logits", "heads") before a bare verb: "the logits grow"."""
+    return len(word) > 3 and word.endswith("s") and not word.endswith("ss") and word not in STOPWORDS
+
+
 def claim_verbs(text: str) -> list[str]:
-    """The words of a text that look like finite verbs: auxiliaries, inflected known verbs, known verbs after a noun.
+    """The words of a text that look like finite verbs: auxiliaries, inflected known verbs, known verbs after a subject.
 
     "scales" counts only after a pronoun ("it scales"), since "scales", "masks" and "weights" are also plurals.
     """
@@ -106,7 +111,7 @@ def claim_verbs(text: str) -> list[str]:
     found = []
     for i, w in enumerate(words):
         before = words[i - 1] if i > 0 else ""
-        after_subject = bool(before) and (before in _PRONOUNS or before == "to" or before not in STOPWORDS)
+        after_subject = before in _PRONOUNS or before in _AUXILIARIES or before == "to" or _is_plural_noun(before)
         if (
             w in _AUXILIARIES
             or w in _VERB_FORMS
