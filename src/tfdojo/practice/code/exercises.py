@@ -11,12 +11,12 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tfdojo.errors import ExerciseError
+from tfdojo.practice.code.forbidden import ALWAYS_FORBIDDEN
 from tfdojo.practice.schema import Difficulty, Section
 
 EXERCISES_DIR = Path(__file__).resolve().parent.parent / "exercises"
 EXERCISE_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 REQUIRED_FILES = ("exercise.toml", "statement.md", "starter.py", "solution.py", "hidden_test.py")
-ALWAYS_FORBIDDEN = ("tfdojo",)
 
 
 class ExerciseSpec(BaseModel):

@@ -14,12 +14,11 @@ from typing import Any, Literal
 
 from tfdojo.practice.code.exercises import Exercise, load_exercise
 from tfdojo.practice.code.forbidden import find_forbidden
-from tfdojo.practice.code.sandbox import SandboxLimits, SandboxRun, python_argv, run_sandboxed
+from tfdojo.practice.code.sandbox import SandboxLimits, SandboxRun, run_sandboxed, runner_argv
 
 Verdict = Literal["passed", "failed", "error", "timeout", "memory", "forbidden", "killed"]
 # When tests disagree, the verdict is the most serious outcome seen.
 SEVERITY: tuple[Verdict, ...] = ("forbidden", "timeout", "memory", "killed", "error", "failed", "passed")
-RUNNER_MODULE = "tfdojo.practice.code.runner"
 
 
 @dataclass(frozen=True)
@@ -128,9 +127,7 @@ def grade_many(
             (workdir / "submission.py").write_text(sources[i], encoding="utf-8")
             workdirs.append(workdir)
         start = time.monotonic()
-        run = run_sandboxed(
-            python_argv(RUNNER_MODULE, str(exercise.path), *map(str, workdirs)), run_root, workdirs, limits
-        )
+        run = run_sandboxed(runner_argv(str(exercise.path), *map(str, workdirs)), run_root, workdirs, limits)
         seconds = (time.monotonic() - start) / len(pending)
         results = _parse(run.stdout)
         for position, i in enumerate(pending):

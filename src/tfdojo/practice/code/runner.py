@@ -15,20 +15,22 @@ import importlib.util
 import json
 import os
 import sys
+import tomllib
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tfdojo.practice.code.forbidden import ForbiddenUse, RuntimeGuards
+from tfdojo.practice.code.forbidden import ALWAYS_FORBIDDEN, ForbiddenUse, RuntimeGuards
 from tfdojo.practice.code.sandbox import ChildSettings, confine, drop_privileges, start_cpu_budget
 
 MESSAGE_CHARS = 600
 MEMORY_MARKERS = ("can't allocate memory", "not enough memory", "out of memory", "std::bad_alloc")
 # Modules a submission may reasonably import, loaded before the uid switch (the sandbox uid may not be able to read
 # the interpreter's own files, e.g. a pyenv under /root).
-PRELOAD = ("math", "cmath", "random", "itertools", "functools", "collections", "dataclasses", "typing", "numpy")
+PRELOAD = ("math", "cmath", "random", "itertools", "functools", "collections", "dataclasses", "typing")
+TFDOJO_DIR = Path(__file__).resolve().parents[2]
 HiddenTest = Callable[[ModuleType], None]
 
 
@@ -144,15 +146,7 @@ def trusted_roots(exercise_dir: Path) -> list[Path]:
     """Where trusted code lives: the interpreter, the virtualenv, tfdojo itself and the hidden tests."""
     import torch
 
-    import tfdojo
-
-    return [
-        Path(sys.base_prefix),
-        Path(sys.prefix),
-        Path(torch.__file__).parents[1],
-        Path(tfdojo.__file__).parent,
-        exercise_dir,
-    ]
+    return [Path(sys.base_prefix), Path(sys.prefix), Path(torch.__file__).parents[1], TFDOJO_DIR, exercise_dir]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,19 +161,18 @@ def main(argv: list[str] | None = None) -> None:
     import torch  # before dropping privileges: the interpreter's files may not be readable by the sandbox uid
     import torch.testing  # noqa: F401 - the hidden tests' comparisons
 
-    from tfdojo.practice.code.exercises import load_exercise_dir
-
     torch.set_num_threads(1)
-    exercise = load_exercise_dir(exercise_dir)
-    tests = load_hidden_tests(exercise.hidden_tests)
-    warm_up(tests, exercise.path / "solution.py")
-    guards = RuntimeGuards(exercise.forbidden, trusted_roots(exercise_dir))
+    spec = tomllib.loads((exercise_dir / "exercise.toml").read_text(encoding="utf-8"))  # validated by the parent
+    entry, forbidden = tuple(spec["entry"]), (*ALWAYS_FORBIDDEN, *spec.get("forbidden", ()))
+    tests = load_hidden_tests(exercise_dir / "hidden_test.py")
+    warm_up(tests, exercise_dir / "solution.py")
+    guards = RuntimeGuards(forbidden, trusted_roots(exercise_dir))
     guards.install()
     owner = os.getpid()
     drop_privileges(settings, workdirs)
     start_cpu_budget(settings.limits.cpu_s)
     for index, workdir in enumerate(workdirs):
-        result = grade_workdir(index, workdir, tests, exercise.spec.entry, guards)
+        result = grade_workdir(index, workdir, tests, entry, guards)
         if os.getpid() != owner:  # a process the submission forked came back here: it must not report
             os._exit(0)
         os.write(results, (json.dumps(result) + "\n").encode())

@@ -1,0 +1,201 @@
+"""The coding sandbox contains what a submission can do wrong, each case ending in the right verdict.
+
+One toy exercise (``f() == 1``, 2 CPU seconds) is graded with many hostile submissions, run a few at a time
+in a thread pool; each sandbox run costs a torch import, so the whole file takes ~15-30 s on a busy machine.
+"""
+
+import os
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+from tfdojo.errors import ExerciseError
+from tfdojo.practice.code.exercises import load_exercise, load_exercise_dir
+from tfdojo.practice.code.forbidden import find_forbidden
+from tfdojo.practice.code.grade import grade_many
+from tfdojo.practice.code.sandbox import SANDBOX_UID_FIRST
+
+SECRET = "tfdojo-test-secret-5f1c"
+CANARY = Path("/tmp") / f"tfdojo-escape-canary-{os.getpid()}"
+FORBIDDEN = ["torch.nn.MultiheadAttention", "scaled_dot_product_attention"]
+
+SUBMISSIONS = {
+    "correct": "def f():\n    return 1\n",
+    "wrong": "def f():\n    return 2\n",
+    "infinite_loop": "def f():\n    while True:\n        pass\n",
+    "fork_bomb": "import os\ndef f():\n    while True:\n        os.fork()\n",
+    "torch_50gb": "import torch\ndef f():\n    torch.empty(50 * 2**30, dtype=torch.uint8)\n    return 1\n",
+    "list_50gb": "def f():\n    x = [0] * (50 * 2**30 // 8)\n    return 1\n",
+    "write_parent_dir": "def f():\n    open('../escaped.txt', 'w').write('x')\n    return 1\n",
+    "write_tmp": f"def f():\n    open({str(CANARY)!r}, 'w').write('x')\n    return 1\n",
+    "write_own_dir": "def f():\n    open('scratch.txt', 'w').write('x')\n    return len(open('scratch.txt').read())\n",
+    "env_secret": textwrap.dedent(
+        """
+        import os
+        def f():
+            seen = repr(dict(os.environ))
+            try:
+                seen += open(f"/proc/{os.getppid()}/environ", "rb").read().decode(errors="replace")
+            except OSError:
+                pass
+            raise AssertionError(seen)
+        """
+    ),
+    "computed_forbidden_name": textwrap.dedent(
+        """
+        import torch
+        import torch.nn.functional as F
+        def f():
+            q = torch.zeros(1, 1, 2, 4)
+            getattr(F, "scaled_dot_" + "product_attention")(q, q, q)
+            return 1
+        """
+    ),
+    "computed_forbidden_import": "def f():\n    __import__('tf' + 'dojo')\n    return 1\n",
+    "exits": "import sys\ndef f():\n    sys.exit(0)\n",
+    "syntax_error": "def f(:\n    return 1\n",
+    "imports_tfdojo": "import tfdojo\ndef f():\n    return 1\n",
+    "imports_mha": "from torch.nn import MultiheadAttention\ndef f():\n    return 1\n",
+}
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """A minimal exercise folder: the submission's f() must return 1."""
+    folder = tmp_path_factory.mktemp("exercises") / "toy"
+    folder.mkdir()
+    (folder / "exercise.toml").write_text(
+        'title = "Toy"\nsection = "attention-maths"\ndifficulty = "easy"\nminutes = 1\nentry = ["f"]\n'
+        f"forbidden = {FORBIDDEN!r}\ntime_limit_s = 2\nmemory_mb = 512\n".replace("'", '"')
+    )
+    (folder / "statement.md").write_text("Return 1.\n")
+    (folder / "starter.py").write_text("def f():\n    raise NotImplementedError\n")
+    (folder / "solution.py").write_text(SUBMISSIONS["correct"])
+    (folder / "hidden_test.py").write_text("def test_f(sub):\n    assert sub.f() == 1, f'f() returned {sub.f()!r}'\n")
+    return load_exercise_dir(folder)
+
+
+@pytest.fixture(scope="module")
+def grades(toy):
+    """Every submission graded in its own sandbox, three at a time, with a secret in the parent's environment."""
+    os.environ["TFDOJO_SANDBOX_TEST_SECRET"] = SECRET
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            futures = {name: pool.submit(grade_many, toy, [src]) for name, src in SUBMISSIONS.items()}
+            return {name: future.result()[0] for name, future in futures.items()}
+    finally:
+        del os.environ["TFDOJO_SANDBOX_TEST_SECRET"]
+
+
+def sandbox_processes() -> list[int]:
+    """Processes left running under a sandbox uid."""
+    return [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and p.exists() and _uid(p) >= SANDBOX_UID_FIRST
+    ]
+
+
+def _uid(proc: Path) -> int:
+    try:
+        return proc.stat().st_uid
+    except OSError:
+        return -1
+
+
+@pytest.mark.parametrize(
+    ("name", "verdict"),
+    [
+        ("correct", "passed"),
+        ("wrong", "failed"),
+        ("infinite_loop", "timeout"),
+        ("torch_50gb", "memory"),
+        ("list_50gb", "memory"),
+        ("write_own_dir", "passed"),
+        ("write_parent_dir", "error"),
+        ("write_tmp", "error"),
+        ("computed_forbidden_name", "forbidden"),
+        ("computed_forbidden_import", "forbidden"),
+        ("exits", "error"),
+        ("syntax_error", "error"),
+        ("imports_tfdojo", "forbidden"),
+        ("imports_mha", "forbidden"),
+    ],
+)
+def test_verdict(grades, name, verdict) -> None:
+    grade = grades[name]
+    assert grade.verdict == verdict, f"{name}: {grade.verdict} ({grade.feedback})"
+    assert grade.passed == (verdict == "passed")
+    assert grade.feedback
+
+
+def test_fork_bomb_is_stopped_and_its_children_are_gone(grades) -> None:
+    grade = grades["fork_bomb"]
+    assert grade.verdict in ("error", "killed"), grade.feedback
+    assert "Resource temporarily unavailable" in grade.feedback or grade.verdict == "killed"
+    assert sandbox_processes() == [], "processes of the sandbox uid outlived the run"
+
+
+def test_writes_outside_do_not_land(grades) -> None:
+    assert grades["write_tmp"].verdict == "error"
+    assert not CANARY.exists(), "the submission wrote into /tmp"
+    assert "Read-only" in grades["write_tmp"].feedback or "Permission" in grades["write_tmp"].feedback
+
+
+def test_environment_secret_does_not_reach_the_submission(grades) -> None:
+    grade = grades["env_secret"]
+    message = grade.tests[0].message
+    assert "HOME" in message, "the probe should have reported the environment it saw"
+    assert SECRET not in message
+
+
+def test_feedback_names_the_problem(grades) -> None:
+    assert "line 1" in grades["syntax_error"].feedback
+    assert "tfdojo" in grades["imports_tfdojo"].feedback
+    assert "MultiheadAttention" in grades["imports_mha"].feedback
+    assert "scaled_dot_product_attention" in grades["computed_forbidden_name"].feedback
+    assert "CPU" in grades["infinite_loop"].feedback
+
+
+def test_parent_keeps_working(grades) -> None:
+    assert torch.ones(3).sum().item() == 3.0
+    assert grades["correct"].tests[0].ok
+
+
+def test_static_check_sees_through_aliases_but_not_computed_names() -> None:
+    source = textwrap.dedent(
+        """
+        import torch.nn as nn
+        import torch.nn.functional as F
+        a = nn.MultiheadAttention(4, 2)
+        b = getattr(F, "scaled_dot_product_attention")
+        c = getattr(F, "scaled_dot_" + "product_attention")
+        """
+    )
+    found = {v.entry: v.line for v in find_forbidden(source, FORBIDDEN)}
+    assert found == {"torch.nn.MultiheadAttention": 4, "scaled_dot_product_attention": 5}
+    concatenated_only = 'import torch.nn.functional as F\nfn = getattr(F, "scaled_dot_" + "product_attention")\n'
+    assert find_forbidden(concatenated_only, FORBIDDEN) == [], "a computed name is left to the runtime guard"
+
+
+def test_static_check_allows_lookalikes() -> None:
+    source = "import torch\ndef attention(q, k, v):\n    return torch.softmax(q @ k.transpose(-2, -1), -1) @ v\n"
+    assert find_forbidden(source, FORBIDDEN + ["tfdojo"]) == []
+
+
+def test_unknown_or_broken_exercise_raises(tmp_path) -> None:
+    with pytest.raises(ExerciseError, match="no coding exercise"):
+        load_exercise("no-such-exercise")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("statement.md", "starter.py", "solution.py", "hidden_test.py"):
+        (broken / name).write_text("")
+    (broken / "exercise.toml").write_text('title = "Broken"\nsection = "nowhere"\n')
+    with pytest.raises(ExerciseError, match="section"):
+        load_exercise_dir(broken)
+    (broken / "hidden_test.py").unlink()
+    with pytest.raises(ExerciseError, match="hidden_test.py"):
+        load_exercise_dir(broken)
