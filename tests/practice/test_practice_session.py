@@ -129,8 +129,9 @@ def test_the_real_graders_are_routed_by_type(bank, store):
 
     drill = DrillSession(store, clock=Clock(T0))
     covered = "The first point holds. The second point holds too. And the third point is true as well."
-    assert drill.submit(bank["why-scale-scores"], covered, seconds=60).outcome.verdict == "correct"
-    assert drill.submit(bank["why-scale-scores"], "Bananas are yellow.", seconds=60).outcome.verdict == "incorrect"
+    good = drill.submit(bank["why-scale-scores"], covered, seconds=60).outcome
+    off_topic = drill.submit(bank["why-scale-scores"], "Bananas are yellow.", seconds=60).outcome
+    assert off_topic.verdict == "incorrect" and good.score > off_topic.score
     exercise = load_exercise("causal-mask")
     coding = bank["write-softmax"].model_copy(update={"id": "causal-mask"})
     assert drill.submit(coding, exercise.solution, seconds=600).outcome.verdict == "correct"
