@@ -58,7 +58,3 @@ class AnswerParseError(TfdojoError, ValueError):
 
 class ProgressError(TfdojoError):
     """A progress database or export file that cannot be read, written or merged (the message says where)."""
-
-
-class ExerciseError(TfdojoError, ValueError):
-    """A coding exercise that is unknown or whose folder is incomplete or malformed (names the file and field)."""
