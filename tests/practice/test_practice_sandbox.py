@@ -93,9 +93,7 @@ def grades(toy):
 def sandbox_processes() -> list[int]:
     """Processes left running under a sandbox uid."""
     return [
-        int(p.name)
-        for p in Path("/proc").iterdir()
-        if p.name.isdigit() and p.exists() and _uid(p) >= SANDBOX_UID_FIRST
+        int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and p.exists() and _uid(p) >= SANDBOX_UID_FIRST
     ]
 
 
