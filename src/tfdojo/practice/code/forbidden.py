@@ -116,7 +116,7 @@ class RuntimeGuards:
 
     def untrusted_line(self, frame: FrameType | None) -> int | None:
         """The line of the innermost untrusted frame on the stack, or None when all callers are trusted."""
-        while frame is not None:
+        while frame is not None and frame.f_back is not None:  # the outermost frame is the runner's entry point
             name = frame.f_code.co_filename
             if not (name.startswith(self.trusted) or name.startswith("<frozen ")):
                 return frame.f_lineno
