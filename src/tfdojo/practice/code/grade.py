@@ -55,7 +55,8 @@ def static_grade(exercise: Exercise, source: str) -> CodeGrade | None:
     try:
         violations = find_forbidden(source, exercise.forbidden)
     except SyntaxError as e:
-        return _grade(exercise, "error", f"syntax error at line {e.lineno}: {e.msg}; fix it and submit again", 0.0)
+        where = f" at line {e.lineno}" if e.lineno else ""
+        return _grade(exercise, "error", f"syntax error{where}: {e.msg}; fix it and submit again", 0.0)
     if violations:
         return _grade(exercise, "forbidden", "; ".join(v.describe() for v in violations), 0.0)
     return None
