@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,24 +13,18 @@ from typing import Annotated, Any, get_args
 
 import typer
 from rich.console import Console
-from rich.live import Live
-from rich.markdown import Markdown
-from rich.panel import Panel
 from rich.table import Table
-from rich.text import Text
 
 from tfdojo.errors import AnswerParseError, BankError, ProgressError
 from tfdojo.practice.counters import QuestionState, count, daily_history, question_states
 from tfdojo.practice.loader import Bank, load_bank, load_bank_from
 from tfdojo.practice.schema import SECTIONS, Difficulty, Question, QuestionType
-from tfdojo.practice.session import DrillSession, Filters, Submission, hint_for, read_submission, starter_copy
+from tfdojo.practice.session import DrillSession, Filters, read_submission, starter_copy
 from tfdojo.practice.store import ProgressStore, data_dir
+from tfdojo.practice.terminal import ask_override, countdown, read_answer, show_question, show_result
 
 out = Console()
 err = Console(stderr=True)
-
-VERDICT_STYLE = {"correct": "green", "partial": "yellow", "close": "yellow", "uncertain": "cyan", "incorrect": "red"}
-QUIT, SKIP, HINT = ":quit", ":skip", ":hint"
 
 DataDirOpt = Annotated[
     Path | None, typer.Option("--data-dir", help="Folder of progress.sqlite3 (default: $TFDOJO_HOME, else per user).")
@@ -68,94 +61,6 @@ def _now() -> datetime:
 
 def _states(store: ProgressStore, bank: Bank) -> dict[str, QuestionState]:
     return question_states([q.id for q in bank], store.attempts(), store.cards(), _now())
-
-
-def _clock(seconds: float) -> str:
-    sign = "-" if seconds < 0 else ""
-    s = int(abs(seconds))
-    return f"{sign}{s // 60}:{s % 60:02d}"
-
-
-# drill: the terminal side of a session
-
-
-def _countdown(deadline: float) -> None:
-    """Think time with a live countdown until Enter is pressed (only on a terminal)."""
-    pressed = threading.Event()
-
-    def wait_for_enter() -> None:
-        sys.stdin.readline()
-        pressed.set()
-
-    threading.Thread(target=wait_for_enter, daemon=True).start()
-
-    def view() -> Text:
-        left = deadline - time.monotonic()
-        style = "bold green" if left > 60 else "bold yellow" if left > 0 else "bold red"
-        return Text.assemble(("⏱ ", ""), (_clock(left), style), "  think it through, then press Enter to answer")
-
-    with Live(view(), console=out, transient=True, refresh_per_second=4) as live:
-        while not pressed.wait(0.25):
-            live.update(view())
-
-
-def _read_answer(question: Question, deadline: float, work_copy: Path | None) -> tuple[str, bool] | None:
-    """The answer typed (None to skip), and whether a hint was asked for; raises EOFError on :quit or Ctrl-D."""
-    hint_used = False
-    lines: list[str] = []
-    single_line = question.type in ("numeric", "coding")
-    while True:
-        line = out.input(f"[dim]{_clock(deadline - time.monotonic())} left[/] > ")
-        command = line.strip().lower()
-        if command == QUIT:
-            raise EOFError
-        if command == SKIP:
-            return None
-        if command == HINT:
-            hint_used = True
-            out.print(f"[cyan]hint:[/] {hint_for(question)}")
-            continue
-        if single_line:
-            if question.type == "coding" and not line.strip() and work_copy is not None:
-                line = str(work_copy)
-            if line.strip():
-                return line.strip(), hint_used
-            continue
-        if not line.strip() and lines:
-            return "\n".join(lines), hint_used
-        if line.strip():
-            lines.append(line)
-
-
-def _show_question(question: Question, index: int, total: int, work_copy: Path | None) -> None:
-    title = f"[{index}/{total}] {SECTIONS[question.section]} · {question.type} · {question.difficulty}"
-    out.print(Panel(Markdown(question.prompt), title=title, subtitle=f"~{question.minutes} min", expand=False))
-    if work_copy is not None:
-        out.print(f"your copy of the starter: [bold]{work_copy}[/] — edit it, then press Enter (or give a path)")
-    elif question.type == "numeric":
-        out.print("[dim]one number with its unit (e.g. 2.5 GiB); working is fine if it ends with '= answer'[/]")
-    else:
-        out.print("[dim]write your answer; an empty line submits[/]")
-    out.print(f"[dim]{HINT} for a hint (the attempt is then not cold) · {SKIP} · {QUIT}[/]")
-
-
-def _show_result(submission: Submission) -> None:
-    outcome, q = submission.outcome, submission.question
-    style = VERDICT_STYLE.get(outcome.verdict, "white")
-    out.print(
-        Panel(Text(outcome.feedback), title=f"[{style}]{outcome.verdict}[/] · score {outcome.score:.2f}", expand=False)
-    )
-    card = [f"**{q.short_answer}**", "", q.explanation, "", "Common mistakes:"]
-    card += [f"- {m}" for m in q.mistakes]
-    card += ["", "Sources: " + "; ".join(f"[{s.title}]({s.url})" for s in q.sources)]
-    out.print(Panel(Markdown("\n".join(card)), title="model answer", expand=False))
-
-
-def _ask_override(drill: DrillSession, submission: Submission) -> None:
-    choice = out.input("[dim]Enter keeps the grade · k = I knew it · d = I didn't[/] > ").strip().lower()
-    if choice in ("k", "d"):
-        drill.override(submission, knew=choice == "k")
-        out.print("[dim]recorded: " + ("you knew it" if choice == "k" else "you didn't") + "[/]")
 
 
 def drill(
@@ -204,14 +109,14 @@ def _drill_one(session: DrillSession, question: Question, index: int, total: int
     if question.type == "coding":
         starter, work_copy = starter_copy(question, work)
         out.print(f"[dim]starter file: {starter}[/]")
-    _show_question(question, index, total, work_copy)
+    show_question(question, index, total, work_copy)
     start = time.monotonic()
     deadline = start + question.minutes * 60
     if timer and sys.stdin.isatty():
-        _countdown(deadline)
+        countdown(deadline)
     hinted = False
     while True:
-        read = _read_answer(question, deadline, work_copy)
+        read = read_answer(question, deadline, work_copy)
         if read is None:
             return 0
         answer, hint_used = read
@@ -223,8 +128,8 @@ def _drill_one(session: DrillSession, question: Question, index: int, total: int
         except (AnswerParseError, ProgressError) as e:
             err.print(f"[yellow]{e}[/] — try again", highlight=False)
             continue
-        _show_result(submission)
-        _ask_override(session, submission)
+        show_result(submission)
+        ask_override(session, submission)
         return 1
 
 
