@@ -8,7 +8,7 @@ do not count, because there the negation does not deny the clause's claim:
 - a leading condition: "if we did not scale, the softmax would saturate" (the part before the first comma);
 - a purpose clause: "…, so the softmax does not saturate" (it names the harm the mechanism prevents).
 
-"A rather than B" and "A instead of B" become two clauses, the second negated.
+"A rather than B", "A instead of B" and "A, not B" become two clauses, the second negated.
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ _HARD_BOUNDARY = re.compile(
 )
 # A boundary only when both sides state something (a verb on each side): "queries and keys" stays whole.
 _SOFT_BOUNDARY = re.compile(r"\s+(?=(?:and|but|so|yet|or|whereas|because|since|hence|thus)\s)", re.IGNORECASE)
-# "A rather than B": B is denied. Split before the cue; the part it opens is negated up to the next comma.
-_CONTRAST = re.compile(r",?\s*\b(rather than|instead of)\b\s*", re.IGNORECASE)
+# "A rather than B", "A instead of B", "A, not B": B is denied, up to the next comma.
+_CONTRAST = re.compile(
+    r",?\s*\b(?P<cue>rather than|instead of)\b\s*|,\s+(?P<not>not)\s+(?!only\b|just\b|merely\b)", re.IGNORECASE
+)
 _NEGATION = re.compile(
     r"\b(?:no longer|not|no|never|none|nothing|neither|nor|cannot|fails? to|failed to)\b|n[’']t\b",
     re.IGNORECASE,
@@ -42,7 +44,7 @@ _NOT_NEGATION = re.compile(
 _CONDITION = re.compile(r"^(?:if|when|whenever|unless|without|once|as long as)\b", re.IGNORECASE)
 _CONTINUATION = re.compile(r"^(?:and|or|nor)\b", re.IGNORECASE)
 _PURPOSE = re.compile(
-    r"^(?:so|so that|such that|in order|to ensure|to make sure|so as to|which keeps|keeping)\b", re.IGNORECASE
+    r"^(?:so that|such that|in order|to ensure|to make sure|so as to|which keeps|keeping)\b", re.IGNORECASE
 )
 
 
@@ -95,15 +97,24 @@ def _soft_split(text: str) -> list[str]:
 
 def _contrast_clauses(text: str) -> list[Clause]:
     """'A rather than B' -> A as written, B negated (B runs to the next comma; what follows is affirmed again)."""
-    parts = _CONTRAST.split(text)
-    clauses = [Clause(parts[0])] if parts[0].strip(" ,") else []
-    for cue, after in zip(parts[1::2], parts[2::2], strict=True):
-        denied, _, rest = after.partition(",")
-        if denied.strip():
-            clauses.append(Clause(denied, negated=True, cue=cue.lower()))
-        if rest.strip():
-            clauses.append(Clause(rest))
-    return clauses
+    clauses: list[Clause] = []
+    position, cue = 0, None
+    for match in [*_CONTRAST.finditer(text), None]:
+        segment = text[position : match.start() if match else len(text)]
+        if cue is None:
+            clauses.append(Clause(segment))
+        else:
+            denied, _, rest = segment.partition(",")
+            clauses += [Clause(denied, negated=True, cue=cue), Clause(rest)]
+        if match:
+            position, cue = match.end(), (match.group("cue") or match.group("not")).lower()
+    return [c for c in clauses if c.text.strip(" ,")]
+
+
+def states_negative(text: str) -> bool:
+    """Whether a statement (a rubric's key point) is itself a negative claim: its first clause is negated."""
+    clauses = split_clauses(text)
+    return bool(clauses) and clauses[0].negated
 
 
 def split_clauses(answer: str) -> list[Clause]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tfdojo.practice.grading.clauses import Clause, split_clauses, split_sentences
+from tfdojo.practice.grading.clauses import Clause, split_clauses, split_sentences, states_negative
 from tfdojo.practice.grading.embedder import Embedder
 from tfdojo.practice.grading.words import contains_phrase
 from tfdojo.practice.rubric import Rubric
@@ -37,6 +37,8 @@ class Evidence:
     misconception_similarity: Tensor  # (C, M)
     point_alias: Tensor  # (C, K) bool
     misconception_alias: Tensor  # (C, M) bool
+    point_negated: tuple[bool, ...]  # a key point may itself be a negative claim ("uses no causal mask")
+    misconception_negated: tuple[bool, ...]
 
 
 def candidate_clauses(answer: str) -> tuple[tuple[Clause, ...], tuple[tuple[int, ...], ...]]:
@@ -62,21 +64,41 @@ def _alias_matrix(candidates: tuple[Clause, ...], alias_lists: list[tuple[str, .
     ).reshape(len(candidates), len(alias_lists))
 
 
+def reference_embeddings(rubric: Rubric, embedder: Embedder) -> Tensor:
+    """The embeddings of a rubric's key points then misconceptions (K + M, D), computed once per embedder and rubric.
+
+    Call it when a question is shown, so the answer's grade pays only for the answer's own clauses.
+    """
+    cached = _REFERENCES.setdefault(embedder, {})
+    if rubric not in cached:
+        cached[rubric] = embedder.embed([p.text for p in rubric.key_points] + [m.text for m in rubric.misconceptions])
+    return cached[rubric]
+
+
+def _candidate_vectors(
+    candidates: tuple[Clause, ...], parts: tuple[tuple[int, ...], ...], embedder: Embedder
+) -> Tensor:
+    """Embed the clauses (one batch); a sentence's vector is the length-weighted mean of its clauses', renormalised.
+
+    Mean pooling over a sentence's tokens is close to the token-weighted mean of its clauses' mean-pooled states, so
+    the sentences cost no extra forward pass.
+    """
+    n_clauses = sum(len(p) == 1 for p in parts)
+    clauses = embedder.embed([c.text for c in candidates[:n_clauses]]).float()  # (n, D)
+    lengths = torch.tensor([float(len(c.text.split())) for c in candidates[:n_clauses]])
+    sentences = [(clauses[list(p)] * lengths[list(p), None]).sum(0) for p in parts[n_clauses:]]
+    if not sentences:
+        return clauses
+    return torch.cat([clauses, torch.nn.functional.normalize(torch.stack(sentences), dim=-1)])
+
+
 def collect_evidence(rubric: Rubric, answer: str, embedder: Embedder) -> Evidence:
-    """Split, embed (one batch) and compare an answer with a rubric's key points and misconceptions."""
+    """Split, embed (one forward pass) and compare an answer with a rubric's key points and misconceptions."""
     candidates, parts = candidate_clauses(answer)
     n_points, n_miscon = len(rubric.key_points), len(rubric.misconceptions)
-    cached = _REFERENCES.setdefault(embedder, {})
-    references = cached.get(rubric)
-    texts = [c.text for c in candidates]
-    if references is None:
-        reference_texts = [p.text for p in rubric.key_points] + [m.text for m in rubric.misconceptions]
-        embedded = embedder.embed(reference_texts + texts)  # one forward for the rubric and the answer
-        references, clause_vectors = embedded[: len(reference_texts)], embedded[len(reference_texts) :]
-        cached[rubric] = references
-    else:
-        clause_vectors = embedder.embed(texts) if texts else references[:0]
-    similarity = clause_vectors.float() @ references.float().T  # (C, K + M)
+    references = reference_embeddings(rubric, embedder).float()
+    vectors = _candidate_vectors(candidates, parts, embedder) if candidates else references[:0]
+    similarity = vectors @ references.T  # (C, K + M)
     return Evidence(
         rubric=rubric,
         candidates=candidates,
@@ -85,4 +107,6 @@ def collect_evidence(rubric: Rubric, answer: str, embedder: Embedder) -> Evidenc
         misconception_similarity=similarity[:, n_points : n_points + n_miscon],
         point_alias=_alias_matrix(candidates, [p.aliases for p in rubric.key_points]),
         misconception_alias=_alias_matrix(candidates, [m.aliases for m in rubric.misconceptions]),
+        point_negated=tuple(states_negative(p.text) for p in rubric.key_points),
+        misconception_negated=tuple(states_negative(m.text) for m in rubric.misconceptions),
     )

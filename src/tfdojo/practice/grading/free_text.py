@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tfdojo.practice.grading.embedder import Embedder, default_embedder
-from tfdojo.practice.grading.evidence import Evidence, collect_evidence
+from tfdojo.practice.grading.evidence import Evidence, collect_evidence, reference_embeddings
 from tfdojo.practice.grading.feedback import EMPTY_ANSWER, salad_feedback, write_feedback
 from tfdojo.practice.grading.grade import Grade, MisconceptionMatch, PointMatch, ShownLabel, Verdict
 from tfdojo.practice.grading.salad import salad_terms
@@ -31,11 +31,11 @@ class Thresholds:
     correct / partial: the score from which each grade is given.
     """
 
-    point: float = 0.55
-    margin: float = 0.1
-    misconception: float = 0.6
-    correct: float = 0.7
-    partial: float = 0.3
+    point: float = 0.38
+    margin: float = 0.0
+    misconception: float = 0.80
+    correct: float = 0.65
+    partial: float = 0.10
 
     def __post_init__(self) -> None:
         if not 0 < self.partial <= self.correct <= 1:
@@ -53,11 +53,14 @@ def _misconception_matches(evidence: Evidence, t: Thresholds) -> tuple[list[Misc
     matches, claimed_clauses = [], set()
     closest_point = evidence.point_similarity.max(dim=1).values.tolist()
     sims, aliases = evidence.misconception_similarity.T.tolist(), evidence.misconception_alias.T.tolist()
-    for misconception, row, alias_row in zip(evidence.rubric.misconceptions, sims, aliases, strict=True):
+    rubric = evidence.rubric
+    for misconception, row, alias_row, negative in zip(
+        rubric.misconceptions, sims, aliases, evidence.misconception_negated, strict=True
+    ):
         best: MisconceptionMatch | None = None
         for c, clause in enumerate(evidence.candidates):
             stated = alias_row[c] or (row[c] >= t.misconception and row[c] >= closest_point[c])
-            if clause.negated or not stated:
+            if (clause.negated and not negative) or not stated:
                 continue
             claimed_clauses.update(evidence.parts[c])
             if best is None or row[c] > best.similarity:
@@ -94,8 +97,10 @@ def decide(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> G
             return PointMatch(point, evidence.candidates[c].text, sims[c][k], aliases[c][k])
 
         rows = range(len(evidence.candidates))
-        affirmed = [c for c in rows if supports(c) and not evidence.candidates[c].negated and c not in claimed]
-        denied = [c for c in rows if supports(c) and evidence.candidates[c].negated]
+        # A negated clause denies a point unless the point is itself a negative claim ("uses no causal mask").
+        agrees = [not evidence.candidates[c].negated or evidence.point_negated[k] for c in rows]
+        affirmed = [c for c in rows if supports(c) and agrees[c] and c not in claimed]
+        denied = [c for c in rows if supports(c) and not agrees[c]]
         if affirmed:
             covered.append(best(affirmed))
         elif denied:
@@ -126,6 +131,11 @@ def screen(rubric: Rubric, answer: str) -> Grade | None:
     vocabulary = content_stems([p.text for p in rubric.key_points] + [a for p in rubric.key_points for a in p.aliases])
     terms = salad_terms(answer, vocabulary)
     return _ungraded(rubric, salad_feedback(terms), salad=True) if terms else None
+
+
+def warm_rubric(rubric: Rubric, *, embedder: Embedder | None = None) -> None:
+    """Embed a rubric's key points and misconceptions ahead of time (call it when the question is shown)."""
+    reference_embeddings(rubric, embedder or default_embedder())
 
 
 def grade_free_text(
