@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,23 @@ import torch
 
 from tfdojo.errors import CheckpointError, ConfigError, UnknownModelError, UnsupportedModelError
 from tfdojo.weights.registry import BUNDLED, bundled_model
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block, then restore the thread count.
+
+    Building a model from a file is a few memory-bound passes over each tensor (dequantize, reorder, fuse). On a
+    machine whose cores are shared, each multi-threaded pass can wait a scheduler time slice for its second thread:
+    loading SmolLM2 took 2.3 s on one thread and 6.8 s on two (2 cores, load average 7). On an idle machine one
+    thread costs at most the second thread's share of memory bandwidth, about a second here.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def load_gguf(path: str | Path, *, dtype: torch.dtype = torch.float32) -> Any:
@@ -22,8 +40,9 @@ def load_gguf(path: str | Path, *, dtype: torch.dtype = torch.float32) -> Any:
 
     reader = open_gguf(path)
     metadata = gguf_metadata(reader)
-    config, model = llama_from_gguf(reader, metadata, dtype=dtype, source=str(path))
-    return LanguageModel(config, model, Tokenizer.from_gguf(metadata))
+    with one_thread():
+        config, model = llama_from_gguf(reader, metadata, dtype=dtype, source=str(path))
+        return LanguageModel(config, model, Tokenizer.from_gguf(metadata))
 
 
 def _load_hf_folder(path: Path, *, dtype: torch.dtype) -> Any:

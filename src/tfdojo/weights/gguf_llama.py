@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-import gguf
 import torch
 from torch import Tensor
+from torch.overrides import TorchFunctionMode
 
 from tfdojo.errors import CheckpointError, MissingTensorError, UnsupportedModelError
 from tfdojo.models.llama import Llama, LlamaConfig
 from tfdojo.weights.gguf import REINSTALL_HINT, iter_dequantized, torch_shape, unpermute_rope_rows
+from tfdojo.weights.gguf_reader import GGUFFile
 
 SUPPORTED_ARCHITECTURES = ("llama",)
 
@@ -83,8 +84,24 @@ def llama_tensor_names(config: LlamaConfig) -> dict[str, str]:
     return names
 
 
+class _SkipInitializers(TorchFunctionMode):
+    """Turns every ``torch.nn.init`` call into a no-op while a model is built whose weights will all be assigned.
+
+    Without it, building SmolLM2 fills 135 M parameters with random numbers (seconds) only to overwrite them.
+    The parameters are still allocated (``torch.empty``: untouched pages cost nothing) and buffers computed from
+    the config, such as RoPE's frequencies, are built as usual. The meta device would skip the allocation too,
+    but its first arithmetic imports ``torch._dynamo`` (seconds again) and its buffers would need rebuilding.
+    """
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init":  # init.normal_(tensor, …) and its kind
+            return kwargs["tensor"] if "tensor" in kwargs else args[0]
+        return func(*args, **kwargs)
+
+
 def llama_from_gguf(
-    reader: gguf.GGUFReader,
+    reader: GGUFFile,
     metadata: Mapping[str, Any],
     *,
     dtype: torch.dtype = torch.float32,
@@ -94,7 +111,8 @@ def llama_from_gguf(
     tensors = {t.name: t for t in reader.tensors}
     config = llama_config_from_gguf(metadata, tensors.keys(), source)
     names = llama_tensor_names(config)
-    model = Llama(config)
+    with _SkipInitializers():
+        model = Llama(config)  # every parameter is assigned below (load_state_dict is strict)
     expected = model.state_dict()
     for theirs, ours in names.items():
         if theirs not in tensors:

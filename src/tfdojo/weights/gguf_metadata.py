@@ -6,7 +6,11 @@ from typing import Any
 
 import gguf
 
+from tfdojo.weights.gguf_reader import GGUFFile
 
-def gguf_metadata(reader: gguf.GGUFReader) -> dict[str, Any]:
-    """Every key/value field of an opened GGUF file, decoded to Python values."""
+
+def gguf_metadata(reader: GGUFFile | gguf.GGUFReader) -> dict[str, Any]:
+    """Every key/value field of an opened GGUF file (ours or the `gguf` package's reader), as Python values."""
+    if isinstance(reader, GGUFFile):
+        return dict(reader.metadata)
     return {key: field.contents() for key, field in reader.fields.items()}
