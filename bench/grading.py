@@ -20,6 +20,7 @@ import argparse
 import datetime
 import itertools
 import json
+import os
 import platform
 import time
 from collections.abc import Sequence
@@ -49,6 +50,14 @@ RESULTS = HERE / "results"
 def shown(grade: Grade, t: Thresholds) -> str:
     """The label the trainer shows for a grade, recomputed under the verdict thresholds of ``t``."""
     return grade.shown if grade.keyword_salad else level(grade.score, bool(grade.misconceptions), t)
+
+
+def machine() -> str:
+    """The CPU model and core count, for the report."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.machine())
+    return f"{model}, {os.cpu_count()} cores visible, {platform.system()}"
 
 
 def percentile_ms(seconds: Sequence[float], q: float) -> float:
@@ -203,7 +212,7 @@ def main() -> None:
     report = {
         "benchmark": "free-text grader vs human labels",
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()} {platform.processor() or platform.platform()}",
+        "machine": machine(),
         "torch": torch.__version__,
         "threads": args.threads,
         "model_load_s": load_s,
