@@ -6,7 +6,9 @@ A clause is *negated* when a negation cue ("not", "n't", "never", "no longer", �
 do not count, because there the negation does not deny the clause's claim:
 
 - a leading condition: "if we did not scale, the softmax would saturate" (the part before the first comma);
-- a purpose clause: "…, so the softmax does not saturate" (it names the harm the mechanism prevents).
+- a purpose clause after another clause: "…, so that the softmax does not saturate" (it names the harm the mechanism
+  prevents), and an "and …" clause that continues it. A bare "so" is not a purpose: "so quantising won't help" is a
+  claim.
 
 "A rather than B", "A instead of B" and "A, not B" become two clauses, the second negated.
 """
@@ -65,9 +67,9 @@ def split_sentences(answer: str) -> list[str]:
 
 
 def is_purpose(text: str, *, opens_sentence: bool, after_purpose: bool) -> bool:
-    """Whether a clause states a purpose: "so (that) …" after another clause, or "and …" continuing one.
+    """Whether a clause states a purpose: "so that …", "to ensure …" after another clause, or "and …" continuing one.
 
-    A sentence that opens with "So …" makes a plain claim.
+    Only a clause that follows another in its sentence counts (a sentence opening with "So that …" does not).
     """
     if opens_sentence:
         return False
