@@ -48,6 +48,8 @@ _CONTINUATION = re.compile(r"^(?:and|or|nor)\b", re.IGNORECASE)
 _PURPOSE = re.compile(
     r"^(?:so that|such that|in order|to ensure|to make sure|so as to|which keeps|keeping)\b", re.IGNORECASE
 )
+# The purpose phrases that stay purposes when they open a sentence ("So that the model cannot peek.").
+_OPENING_PURPOSE = re.compile(r"^(?:so that|in order to|so as to|to ensure|to make sure)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -69,10 +71,11 @@ def split_sentences(answer: str) -> list[str]:
 def is_purpose(text: str, *, opens_sentence: bool, after_purpose: bool) -> bool:
     """Whether a clause states a purpose: "so that …", "to ensure …" after another clause, or "and …" continuing one.
 
-    Only a clause that follows another in its sentence counts (a sentence opening with "So that …" does not).
+    A sentence that opens with an explicit purpose ("So that …", "In order to …") is one too; other openers are
+    claims ("Keeping the variance fixed does not matter" denies something).
     """
     if opens_sentence:
-        return False
+        return bool(_OPENING_PURPOSE.match(text))
     return bool(_PURPOSE.match(text)) or (after_purpose and bool(_CONTINUATION.match(text)))
 
 
