@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from tfdojo.errors import ConfigError
 from tfdojo.models.llama import Llama, LlamaConfig
-from tfdojo.nn.moe import MoE, load_balancing_loss
+from tfdojo.nn.moe import MoE, RoutedFFN, load_balancing_loss
 
 
 @dataclass
@@ -33,20 +33,6 @@ class MixtralConfig(LlamaConfig):
         super().__post_init__()
         if not 0 < self.top_k <= self.n_experts:
             raise ConfigError(f"top_k ({self.top_k}) must be between 1 and n_experts ({self.n_experts})")
-
-
-class RoutedFFN(nn.Module):
-    """A dropless MoE used as a block's FFN: returns only y and keeps its last router logits (N, E)."""
-
-    def __init__(self, moe: MoE) -> None:
-        super().__init__()
-        self.moe = moe
-        self.router_logits: Tensor | None = None
-
-    def forward(self, x: Tensor) -> Tensor:
-        y, aux = self.moe(x)
-        self.router_logits = aux.router_logits
-        return y
 
 
 class Mixtral(Llama):

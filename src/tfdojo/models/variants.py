@@ -35,7 +35,7 @@ from tfdojo.nn.blocks import BlockLayout, make_block
 from tfdojo.nn.ffn import make_ffn
 from tfdojo.nn.kv import KVCache
 from tfdojo.nn.masks import check_window
-from tfdojo.nn.moe import MoE, load_balancing_loss, router_z_loss
+from tfdojo.nn.moe import MoE, RoutedFFN, load_balancing_loss, router_z_loss
 from tfdojo.nn.norms import NormKind, make_norm
 from tfdojo.nn.positions import LearnedPositions, SinusoidalPositions, alibi_slopes
 from tfdojo.nn.rope import RopeScaling, RotaryEmbedding
@@ -158,24 +158,10 @@ class VariantAttention(Attention):
         return options
 
 
-class RoutedExperts(nn.Module):
-    """A MoE used as a block's FFN: returns y and keeps the router logits (N, E) of its last call."""
-
-    def __init__(self, moe: MoE) -> None:
-        super().__init__()
-        self.moe = moe
-        self.router_logits: Tensor | None = None
-
-    def forward(self, x: Tensor) -> Tensor:
-        y, aux = self.moe(x)
-        self.router_logits = aux.router_logits
-        return y
-
-
 def _feed_forward(c: VariantConfig) -> nn.Module:
     if c.n_experts:
         activation = "gelu" if c.ffn in ("gelu", "geglu") else "silu"
-        return RoutedExperts(MoE(c.dim, c.ffn_hidden, c.n_experts, c.top_k, c.capacity_factor, activation=activation))
+        return RoutedFFN(MoE(c.dim, c.ffn_hidden, c.n_experts, c.top_k, c.capacity_factor, activation=activation))
     if c.ffn in ("gelu", "relu2"):
         return make_ffn("mlp", c.dim, c.ffn_hidden, activation="gelu_tanh" if c.ffn == "gelu" else "relu2", bias=c.bias)
     return make_ffn(c.ffn, c.dim, c.ffn_hidden, bias=c.bias)
@@ -239,7 +225,7 @@ class VariantLM(nn.Module):
     @property
     def aux(self) -> VariantAux:
         """The MoE auxiliary losses of the last forward call, summed over layers' routed tokens."""
-        logits = [layer.ffn.router_logits for layer in self.layers if isinstance(layer.ffn, RoutedExperts)]
+        logits = [layer.ffn.router_logits for layer in self.layers if isinstance(layer.ffn, RoutedFFN)]
         if not logits:
             zero = torch.zeros(())
             return VariantAux(zero, zero)

@@ -161,3 +161,17 @@ class MoE(nn.Module):
             dropped=(~kept).sum(),
         )
         return y.view(x.shape), aux
+
+
+class RoutedFFN(nn.Module):
+    """A MoE used as a block's FFN: returns only y and keeps its last router logits (N, E) for the aux losses."""
+
+    def __init__(self, moe: MoE) -> None:
+        super().__init__()
+        self.moe = moe
+        self.router_logits: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        y, aux = self.moe(x)
+        self.router_logits = aux.router_logits
+        return y
