@@ -18,7 +18,7 @@ from tfdojo.errors import ExerciseError
 from tfdojo.practice.code.exercises import load_exercise, load_exercise_dir
 from tfdojo.practice.code.forbidden import find_forbidden
 from tfdojo.practice.code.grade import grade_many
-from tfdojo.practice.code.sandbox import SANDBOX_UID_FIRST
+from tfdojo.practice.code.sandbox import sandbox_processes
 
 SECRET = "tfdojo-test-secret-5f1c"
 CANARY = Path("/tmp") / f"tfdojo-escape-canary-{os.getpid()}"
@@ -91,20 +91,6 @@ def grades(toy):
             return {name: future.result()[0] for name, future in futures.items()}
     finally:
         del os.environ["TFDOJO_SANDBOX_TEST_SECRET"]
-
-
-def sandbox_processes() -> list[int]:
-    """Processes left running under a sandbox uid."""
-    return [
-        int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and p.exists() and _uid(p) >= SANDBOX_UID_FIRST
-    ]
-
-
-def _uid(proc: Path) -> int:
-    try:
-        return proc.stat().st_uid
-    except OSError:
-        return -1
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -115,17 +116,29 @@ def start_cpu_budget(seconds: float) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 1))
 
 
-def _tasks_of(uid: int) -> list[int]:
-    """The pids of every process owned by ``uid`` (scanning /proc)."""
-    pids = []
+def _process_owners() -> Iterator[tuple[int, int]]:
+    """(pid, uid) of every live process; zombies (dead, waiting to be reaped, holding nothing) are left out."""
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == uid:
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
+        if not entry.name.isdigit():
+            continue
+        try:
+            uid = entry.stat().st_uid
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            yield int(entry.name), uid
+
+
+def _tasks_of(uid: int) -> list[int]:
+    """The pids of every live process owned by ``uid``."""
+    return [pid for pid, owner in _process_owners() if owner == uid]
+
+
+def sandbox_processes() -> list[int]:
+    """Live processes under any sandbox uid (after a run there should be none)."""
+    last = SANDBOX_UID_FIRST + SANDBOX_UID_COUNT
+    return [pid for pid, owner in _process_owners() if SANDBOX_UID_FIRST <= owner < last]
 
 
 def _mount(libc: ctypes.CDLL, source: str | None, target: str, flags: int) -> None:
