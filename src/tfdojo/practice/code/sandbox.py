@@ -130,15 +130,9 @@ def _process_owners() -> Iterator[tuple[int, int]]:
             yield int(entry.name), uid
 
 
-def _tasks_of(uid: int) -> list[int]:
+def live_processes_of(uid: int) -> list[int]:
     """The pids of every live process owned by ``uid``."""
     return [pid for pid, owner in _process_owners() if owner == uid]
-
-
-def sandbox_processes() -> list[int]:
-    """Live processes under any sandbox uid (after a run there should be none)."""
-    last = SANDBOX_UID_FIRST + SANDBOX_UID_COUNT
-    return [pid for pid, owner in _process_owners() if SANDBOX_UID_FIRST <= owner < last]
 
 
 def _mount(libc: ctypes.CDLL, source: str | None, target: str, flags: int) -> None:
@@ -173,7 +167,7 @@ def drop_privileges(settings: ChildSettings, workdirs: list[Path]) -> None:
     """
     limits = settings.limits
     if settings.uid is None:
-        _set_limit(resource.RLIMIT_NPROC, len(_tasks_of(os.getuid())) + limits.max_processes)
+        _set_limit(resource.RLIMIT_NPROC, len(live_processes_of(os.getuid())) + limits.max_processes)
         return
     _set_limit(resource.RLIMIT_NPROC, limits.max_processes)
     private_mounts(workdirs)
@@ -226,7 +220,7 @@ def _kill_leftovers(settings: ChildSettings) -> None:
     if settings.uid is None:
         return
     for _ in range(100):
-        pids = _tasks_of(settings.uid)
+        pids = live_processes_of(settings.uid)
         if not pids:
             return
         for pid in pids:
