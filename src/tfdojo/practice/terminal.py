@@ -13,6 +13,7 @@ from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.text import Text
 
+from tfdojo.practice.code import load_exercise
 from tfdojo.practice.schema import SECTIONS, Question
 from tfdojo.practice.session import DrillSession, Submission, hint_for
 
@@ -99,6 +100,9 @@ def show_result(submission: Submission) -> None:
     )
     card = [f"**{q.short_answer}**", "", q.explanation, "", "Common mistakes:"]
     card += [f"- {m}" for m in q.mistakes]
+    if q.type == "coding":  # the mistakes its hidden tests are known to catch, one per mutant
+        card += ["", "Common mistakes this exercise checks:"]
+        card += [f"- {m.why}" for m in load_exercise(q.id).mutants]
     card += ["", "Sources: " + "; ".join(f"[{s.title}]({s.url})" for s in q.sources)]
     out.print(Panel(Markdown("\n".join(card)), title="model answer", expand=False))
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from tfdojo.errors import ExerciseError
 from tfdojo.practice.code.forbidden import ALWAYS_FORBIDDEN
+from tfdojo.practice.code.mutants import Mutant, read_mutants
+from tfdojo.practice.code.tomlfile import read_toml_model
 from tfdojo.practice.schema import Difficulty, Section
 
 EXERCISES_DIR = Path(__file__).resolve().parent.parent / "exercises"
@@ -68,26 +69,14 @@ class Exercise:
         return self.path / "hidden_test.py"
 
     @property
-    def mutants(self) -> dict[str, str]:
-        """Plausible wrong solutions by name; each must fail at least one hidden test."""
-        folder = self.path / "mutants"
-        return {p.stem: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.py"))} if folder.is_dir() else {}
+    def mutants(self) -> tuple[Mutant, ...]:
+        """Plausible wrong solutions (patches of the reference in ``mutants.toml``); each must fail a hidden test."""
+        return read_mutants(self.path, self.solution)
 
 
 def read_spec(path: Path) -> ExerciseSpec:
     """The validated ``exercise.toml`` of one folder; ExerciseError names the file and the field otherwise."""
-    file = path / "exercise.toml"
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ExerciseError(f"{file}: cannot read the exercise spec ({e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ExerciseError(f"{file}: not valid TOML ({e})") from None
-    try:
-        return ExerciseSpec.model_validate(data)
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or '(top level)'}: {err['msg']}" for err in e.errors())
-        raise ExerciseError(f"{file}: {problems}") from None
+    return read_toml_model(path / "exercise.toml", ExerciseSpec)
 
 
 def load_exercise_dir(path: Path) -> Exercise:
