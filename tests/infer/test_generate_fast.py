@@ -7,6 +7,7 @@ import copy
 import pytest
 import torch
 
+from tfdojo.infer import fast_llama
 from tfdojo.infer.cache import StaticKVCache
 from tfdojo.infer.fast_llama import FastLlama, fast_decoder
 from tfdojo.infer.generate import generate
@@ -68,11 +69,56 @@ def test_bf16_keeps_the_fused_rows_shared_with_the_eager_model():
         fast = FastLlama(model)
         got = fast(ids).float()
     attn, layer = model.layers[0].attn, fast.layers[0]
-    assert not layer.qkv.transposed
-    assert attn.q_proj.weight.data_ptr() == layer.qkv.weight.data_ptr()  # no second copy in bf16
+    assert layer.qkv.transposed is None  # no (in, out) copy in bf16
+    assert attn.q_proj.weight.data_ptr() == layer.qkv.weight.data_ptr()  # the fused (out, in) rows are shared
     assert attn.v_proj.weight.untyped_storage().data_ptr() == layer.qkv.weight.untyped_storage().data_ptr()
     # the FlashAttention criterion: the fast path's rounding error at most twice the eager model's
     assert (got - exact).abs().max() <= 2 * (eager - exact).abs().max()
+
+
+def test_bf16_decode_steps_meet_the_rounding_criterion():
+    """One token at a time against the cache (one-row products, the fp32 one-query attention) in bf16."""
+    model = tiny_llama().to(torch.bfloat16)
+    ids = torch.randint(0, 256, (1, 24), generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        exact = copy.deepcopy(model).float()(ids)[:, 7:23]  # (1, 16, V): positions 7 (end of prompt) to 22
+        cache = StaticKVCache.for_model(model, batch=1, max_len=24)
+        eager = torch.cat([model(ids[:, :8], cache=cache)[:, -1:]] + [
+            model(ids[:, t : t + 1], cache=cache) for t in range(8, 23)
+        ], dim=1).float()  # fmt: skip
+        fast, cache = FastLlama(model), StaticKVCache.for_model(model, batch=1, max_len=24)
+        got = torch.cat([fast(ids[:, :8], cache=cache)[:, -1:]] + [
+            fast(ids[:, t : t + 1], cache=cache) for t in range(8, 23)
+        ], dim=1).float()  # fmt: skip
+    assert got.shape == exact.shape == (1, 16, 256)
+    assert (got - exact).abs().max() <= 2 * (eager - exact).abs().max()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_without_onednn_the_plain_products_give_the_same_logits(monkeypatch, dtype):
+    """Builds without oneDNN (or bf16 without AVX-512) fall back to F.linear / x @ W_t."""
+    monkeypatch.setattr(fast_llama, "onednn_packs", lambda dtype: False)
+    model = tiny_llama().to(dtype)
+    ids = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        eager = model(ids).float()
+        fast = FastLlama(model)
+        assert fast.layers[0].qkv.packed is None
+        got = fast(ids).float()
+    tolerance = 1e-5 if dtype == torch.float32 else 0.05
+    torch.testing.assert_close(got, eager, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.skipif(not fast_llama.onednn_packs(torch.float32), reason="this torch build has no oneDNN")
+def test_fp32_uses_the_transposed_copy_for_one_row_and_onednn_for_many():
+    matrix = fast_llama._Matrix(torch.randn(48, 32))
+    x = torch.randn(1, 1, 32)
+    assert matrix.transposed is not None and matrix.packed is not None
+    torch.testing.assert_close(matrix(x), x @ matrix.transposed, rtol=0, atol=0)
+    rows = torch.randn(2, 5, 32)
+    expected = torch.ops.mkldnn._linear_pointwise(rows, matrix.packed, None, "none", [], "")
+    torch.testing.assert_close(matrix(rows), expected, rtol=0, atol=0)
+    torch.testing.assert_close(matrix(rows), rows @ matrix.weight.t(), rtol=1e-5, atol=1e-5)
 
 
 def test_greedy_tokens_match_eager():
