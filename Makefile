@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tfdojo chat --once "Explain in two sentences why attention is scaled by the square root of the head dimension."
+	$(BIN)/tfdojo chat --once "Explain what a large language model is in two sentences." --metrics
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
