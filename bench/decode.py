@@ -6,7 +6,8 @@
 Batch 1. Prefill: one forward over a 128- and a 512-token prompt. Decode: 128 greedy tokens after a 128-token
 prompt, EOS ignored, as (time for 129 new tokens - time for 1) / 128, the same formula for every contender.
 Contenders are interleaved in each repeat and the median of the repeats is reported, because other processes
-share the machine. GB/s = weight bytes read per decode step (every parameter once) / step time.
+share the machine. GB/s = weight bytes read per decode step (every parameter once) / step time. The 1-minute
+load average before and after each dtype's runs is kept with its rows: on a shared machine, read the ratios.
 """
 
 from __future__ import annotations
@@ -69,8 +70,11 @@ def load_pair(dtype: torch.dtype, random_weights: bool) -> tuple[LanguageModel, 
         ours.tokenizer = IdsOnly()
         return ours, hf
     path = smollm2_gguf()
+    start = time.perf_counter()
     ours = tfdojo.load(str(path), dtype=dtype)
+    loaded = time.perf_counter()
     hf = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype).eval()
+    print(f"{dtype}: tfdojo.load {loaded - start:.1f} s, HF from_pretrained {time.perf_counter() - loaded:.1f} s")
     return ours, hf
 
 
@@ -185,8 +189,10 @@ def main() -> None:
         ours, hf = load_pair(dtype, args.random_weights)
         weight_bytes = sum(p.numel() * p.element_size() for p in ours.model.parameters())
         contenders = contenders_for(ours, hf)
+        load_before = os.getloadavg()[0]
         for name, r in measure(contenders, ours.config.vocab_size, args.repeats).items():
             r["decode_GB_s"] = weight_bytes / (r["decode_step_ms"] / 1e3) / 1e9
+            r["load_average_1min"] = [load_before, os.getloadavg()[0]]  # before and after this dtype's runs
             rows.append({"impl": name, "dtype": dtype_name, **r})
         del ours, hf
 
