@@ -63,8 +63,8 @@ def _rms_norm(x: Tensor, norm: RMSNorm) -> Tensor:
 
 def onednn_packs(dtype: torch.dtype) -> bool:
     """Whether this torch build can pre-pack ``dtype`` weights for oneDNN's matrix products (needs AVX-512 for bf16)."""
-    if not torch.backends.mkldnn.is_available():
-        return False
+    if not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_reorder_linear_weight"):
+        return False  # private ops (inductor's): a torch without them falls back to the plain products
     return dtype == torch.float32 or (dtype == torch.bfloat16 and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
