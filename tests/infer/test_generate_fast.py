@@ -110,15 +110,24 @@ def test_without_onednn_the_plain_products_give_the_same_logits(monkeypatch, dty
 
 
 @pytest.mark.skipif(not fast_llama.onednn_packs(torch.float32), reason="this torch build has no oneDNN")
-def test_fp32_uses_the_transposed_copy_for_one_row_and_onednn_for_many():
+def test_fp32_uses_the_transposed_copy_for_one_row_on_one_thread_and_onednn_otherwise():
     matrix = fast_llama._Matrix(torch.randn(48, 32))
     x = torch.randn(1, 1, 32)
-    assert matrix.transposed is not None and matrix.packed is not None
-    torch.testing.assert_close(matrix(x), x @ matrix.transposed, rtol=0, atol=0)
     rows = torch.randn(2, 5, 32)
+    assert matrix.transposed is not None and matrix.packed is not None
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        torch.testing.assert_close(matrix(x), x @ matrix.transposed, rtol=0, atol=0)
+        torch.set_num_threads(2)
+        expected = torch.ops.mkldnn._linear_pointwise(x, matrix.packed, None, "none", [], "")
+        torch.testing.assert_close(matrix(x), expected, rtol=0, atol=0)
+    finally:
+        torch.set_num_threads(threads)
     expected = torch.ops.mkldnn._linear_pointwise(rows, matrix.packed, None, "none", [], "")
     torch.testing.assert_close(matrix(rows), expected, rtol=0, atol=0)
     torch.testing.assert_close(matrix(rows), rows @ matrix.weight.t(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(matrix(x), x @ matrix.weight.t(), rtol=1e-5, atol=1e-5)
 
 
 def test_greedy_tokens_match_eager():

@@ -11,15 +11,17 @@ this one spends ~20, by
 - attending with one query (a decode step) without building a mask, in fp32 (``_one_query_attention``).
 
 Each matrix is kept in the layout whose product was fastest on the reference AMD EPYC (Zen 4, AVX-512 with
-bf16), measured over SmolLM2's 30 layers of matrices, one thread, best of 9:
+bf16), measured over SmolLM2's 30 layers of matrices, best of 9 (one thread unless said):
 
     product                       F.linear (out, in)   x @ W_t (in, out)   oneDNN pre-packed
     bf16, one row (decode)              30.5 ms              30.2 ms             21.4 ms
     fp32, one row (decode)              40.8 ms              31.6 ms             39.5 ms
+    fp32, one row, two threads            —              42 ms / step        36 ms / step (whole decode step)
     fp32, 512 rows (prefill, 4 layers)   268 ms               294 ms              180 ms
 
-So bf16 uses oneDNN's packed weights (``torch.ops.mkldnn._reorder_linear_weight``, the layout inductor gives
-frozen CPU linears) for every product; fp32 uses ``x @ W_t`` for one row and the packed weights for several.
+MKL's single-row product (what ``x @ W_t`` runs) uses one thread whatever the setting; oneDNN's spreads over all
+of them. So bf16 uses oneDNN's packed weights (``torch.ops.mkldnn._reorder_linear_weight``, the layout inductor
+gives frozen CPU linears) for every product; fp32 too, except for one row on one thread, where ``x @ W_t`` wins.
 The copies cost memory: in fp32 two more copies of the weights (transposed and packed), in bf16 one (packed);
 the (out, in) fused matrices stay shared with the eager model. Without oneDNN (or bf16 without AVX-512) the
 plain products are used.
@@ -71,9 +73,9 @@ def onednn_packs(dtype: torch.dtype) -> bool:
 class _Matrix:
     """One weight (and optional bias) in the layouts with the fastest products at its dtype (module docstring).
 
-    ``transposed`` (in, out) serves fp32 single rows; ``packed`` is oneDNN's blocked layout (the one inductor uses
-    for frozen CPU linears), built by ``torch.ops.mkldnn._reorder_linear_weight``; ``weight`` (out, in) is the
-    fallback, shared with the eager model.
+    ``transposed`` (in, out) serves fp32 single rows on one thread; ``packed`` is oneDNN's blocked layout (the one
+    inductor uses for frozen CPU linears), built by ``torch.ops.mkldnn._reorder_linear_weight``; ``weight``
+    (out, in) is the fallback, shared with the eager model.
     """
 
     def __init__(self, weight: Tensor, bias: Tensor | None = None) -> None:
@@ -84,7 +86,8 @@ class _Matrix:
         self.packed = torch.ops.mkldnn._reorder_linear_weight(self.weight, 1) if onednn_packs(weight.dtype) else None
 
     def __call__(self, x: Tensor) -> Tensor:
-        if self.transposed is not None and (x.numel() == x.shape[-1] or self.packed is None):
+        one_row_one_thread = x.numel() == x.shape[-1] and torch.get_num_threads() == 1
+        if self.transposed is not None and (one_row_one_thread or self.packed is None):
             y = x @ self.transposed  # (..., out)
             return y if self.bias is None else y + self.bias
         if self.packed is not None:
