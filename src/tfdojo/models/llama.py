@@ -117,4 +117,3 @@ class Llama(nn.Module):
     def num_parameters(self) -> int:
         """Distinct parameters (a tied head counts once)."""
         return sum(p.numel() for p in self.parameters())
-
