@@ -8,6 +8,7 @@ rejected whole, with the field at fault, before anything is written.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -84,26 +85,16 @@ def export_progress(store: ProgressStore, now: datetime) -> dict[str, Any]:
         sessions=[
             SessionRecord(uid=s.uid, started_at=s.started_at, ended_at=s.ended_at, filters=s.filters) for s in sessions
         ],
-        attempts=[
-            AttemptRecord(
-                uid=a.uid,
-                question_id=a.question_id,
-                at=a.at,
-                answer=a.answer,
-                verdict=a.verdict,
-                score=a.score,
-                rating=a.rating,
-                cold=a.cold,
-                hint_used=a.hint_used,
-                seconds=a.seconds,
-                override=a.override,  # type: ignore[arg-type]
-                session=uid_of.get(a.session_id) if a.session_id is not None else None,
-            )
-            for a in store.attempts()
-        ],
+        attempts=[_record(a, uid_of.get(a.session_id)) for a in store.attempts()],
         cards={q: card.to_dict() for q, card in sorted(store.cards().items())},
     )
     return document.model_dump(mode="json")
+
+
+def _record(attempt: Attempt, session_uid: str | None) -> AttemptRecord:
+    """An attempt as exported: every field but the database's session id, which becomes the session's uid."""
+    fields = {k: v for k, v in asdict(attempt).items() if k != "session_id"}
+    return AttemptRecord(**fields, session=session_uid)
 
 
 def read_progress_file(path: Path) -> ProgressFile:
@@ -126,23 +117,5 @@ def read_progress_file(path: Path) -> ProgressFile:
 def import_progress(store: ProgressStore, document: ProgressFile) -> tuple[int, int]:
     """Merge an export into the store; returns (attempts added, sessions added). Known uids are skipped."""
     sessions = [Session(0, s.uid, s.started_at, s.ended_at, s.filters) for s in document.sessions]
-    attempts = [
-        (
-            Attempt(
-                question_id=a.question_id,
-                at=a.at,
-                answer=a.answer,
-                verdict=a.verdict,
-                score=a.score,
-                rating=a.rating,
-                cold=a.cold,
-                hint_used=a.hint_used,
-                seconds=a.seconds,
-                override=a.override,
-                uid=a.uid,
-            ),
-            a.session,
-        )
-        for a in document.attempts
-    ]
+    attempts = [(Attempt(**a.model_dump(exclude={"session"})), a.session) for a in document.attempts]
     return store.merge(sessions, attempts)
