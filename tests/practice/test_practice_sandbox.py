@@ -5,6 +5,7 @@ in a thread pool; each sandbox run costs a torch import, so the whole file takes
 """
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -129,6 +130,24 @@ def test_fork_bomb_is_stopped_and_its_children_are_gone(toy, monkeypatch) -> Non
     assert "Resource temporarily unavailable" in grade.feedback or grade.verdict == "killed"
     if uid is not None:
         assert sandbox.live_processes_of(uid) == [], "processes of the sandbox uid outlived the run"
+
+
+def _namespace_allowed(flag: int) -> bool:
+    """Whether this machine lets a root process unshare this namespace (a container may forbid it)."""
+    probe = f"import ctypes, sys; sys.exit(ctypes.CDLL(None, use_errno=True).unshare({flag}) != 0)"
+    return os.geteuid() == 0 and subprocess.run([sys.executable, "-c", probe]).returncode == 0
+
+
+@pytest.mark.skipif(not _namespace_allowed(sandbox.CLONE_NEWNET), reason="needs root and network namespaces")
+def test_the_network_is_out_of_reach(toy) -> None:
+    """A server the parent listens on (loopback) cannot be reached from inside the sandbox."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        call = f"socket.socket().connect((b'127.0.0.1', {port}))"  # a bytes host needs no codec import
+        source = f"import socket\ndef f():\n    {call}\n    return 1\n"
+        grade = grade_many(toy, [source])[0]
+    assert grade.verdict != "passed", grade.feedback
+    assert "unreachable" in grade.feedback.lower() or "refused" in grade.feedback.lower(), grade.feedback
 
 
 def _private_mounts_allowed() -> bool:

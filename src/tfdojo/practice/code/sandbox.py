@@ -4,8 +4,9 @@ Parent side (``run_sandboxed``): makes the child a new session, gives it a scrub
 directory as cwd/HOME/TMPDIR, closed stdin, a wall-clock timeout, and afterwards kills whatever is left of it.
 Child side (``confine`` then ``drop_privileges``, called by the runner before it imports the submission): sets
 RLIMIT_AS/FSIZE/CORE/NOFILE/CPU/NPROC and, when started as root, switches to an unused uid so that RLIMIT_NPROC
-applies (it does not to root), writes outside the working directory are refused by file permissions, and every
-leftover process can be found by its uid and killed. Limits and what they do not cover: ``docs/exercises.md``.
+applies (it does not to root), writes outside the working directory are refused by file permissions and
+read-only mounts, the network is a namespace of its own with loopback down, and every leftover process can be
+found by its uid and killed. Limits and what they do not cover: ``docs/exercises.md``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ SANDBOX_UID_FIRST = 1_900_000_000
 SANDBOX_UID_COUNT = 100_000_000
 PR_SET_NO_NEW_PRIVS = 38
 CLONE_NEWNS, MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20000, 1, 32, 4096, 16384, 1 << 18
+CLONE_NEWNET = 0x40000000
 # World-writable places a process of any uid could write to; made read-only in the sandbox's mount namespace.
 SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock")
 
@@ -159,6 +161,14 @@ def private_mounts(workdirs: list[Path]) -> bool:
     return True
 
 
+def private_network() -> bool:
+    """In a new network namespace (root only) the process sees only a loopback that is down: no connection at all.
+
+    Returns False, changing nothing, where namespaces are not allowed.
+    """
+    return ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET) == 0
+
+
 def drop_privileges(settings: ChildSettings, workdirs: list[Path]) -> None:
     """Cap the process count and, if started as root, become the run's own uid with no way back to privileges.
 
@@ -171,6 +181,7 @@ def drop_privileges(settings: ChildSettings, workdirs: list[Path]) -> None:
         return
     _set_limit(resource.RLIMIT_NPROC, limits.max_processes)
     private_mounts(workdirs)
+    private_network()
     os.setgroups([])
     os.setresgid(settings.uid, settings.uid, settings.uid)
     os.setresuid(settings.uid, settings.uid, settings.uid)
