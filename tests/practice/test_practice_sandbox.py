@@ -150,14 +150,9 @@ def test_the_network_is_out_of_reach(toy) -> None:
     assert "unreachable" in grade.feedback.lower() or "refused" in grade.feedback.lower(), grade.feedback
 
 
-def _private_mounts_allowed() -> bool:
-    """Whether this machine lets a root process make a mount namespace (a container may forbid it)."""
-    probe = "import ctypes, sys; sys.exit(ctypes.CDLL(None, use_errno=True).unshare(0x20000) != 0)"
-    return os.geteuid() == 0 and subprocess.run([sys.executable, "-c", probe]).returncode == 0
-
-
 ROOT_ONLY = pytest.mark.skipif(
-    not _private_mounts_allowed(), reason="without root and mount namespaces, writes outside are only detected nearby"
+    not _namespace_allowed(sandbox.CLONE_NEWNS),
+    reason="without root and mount namespaces, writes outside are only detected nearby",
 )
 
 
