@@ -8,13 +8,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class KeyPoint(BaseModel):
-    """One idea a good answer states; ``aliases`` are short phrasings that count as stating it outright."""
+    """One idea a good answer states; ``aliases`` are short phrasings that count as stating it outright.
+
+    ``follow_up`` is the probing question a mock interviewer asks when an answer leaves the point out (it must not
+    give the point away).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     text: str = Field(min_length=3)
     weight: float = Field(default=1.0, gt=0)
     aliases: tuple[str, ...] = ()
+    follow_up: str = ""
 
 
 class Misconception(BaseModel):
