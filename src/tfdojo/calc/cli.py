@@ -21,7 +21,12 @@ app = typer.Typer(
 )
 out = Console(width=160)
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="A preset name (see `tfdojo calc presets`).")]
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model", "-m", help="A preset name (see `tfdojo calc presets`), a Hugging Face folder or its config.json."
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print Result.to_dict() as JSON.")]
 SeqOpt = Annotated[int, typer.Option("--seq-len", "-s", min=1, help="Sequence length in tokens.")]
 
@@ -69,9 +74,9 @@ def show(result: Result, as_json: bool) -> None:
 
 
 def _config(model: str) -> Any:
-    from tfdojo.models.presets import preset_config
+    from tfdojo.calc.describe import describe
 
-    return preset_config(model)
+    return describe(model)
 
 
 def _json_rows(rows: list[dict[str, Any]]) -> None:

@@ -7,15 +7,18 @@ is an error that says so.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from tfdojo.errors import ConfigError
+from tfdojo.errors import ConfigError, UnknownModelError
 from tfdojo.models.bert import BertConfig
 from tfdojo.models.gpt2 import GPT2Config
 from tfdojo.models.llama import LlamaConfig
 from tfdojo.models.mixtral import MixtralConfig
+from tfdojo.models.presets import PRESETS, Preset, preset_config
 from tfdojo.models.t5 import T5Config
 from tfdojo.models.variants import VariantConfig
 from tfdojo.models.vit import ViTConfig
@@ -127,16 +130,43 @@ def register_adapter(config_cls: type[Config]) -> Callable[[Callable[[Config], A
     return add
 
 
+def typed_config(model: Any) -> Any:
+    """The family config for what a user has: a preset name, a ``Preset``, an HF folder or its config.json path.
+
+    A string that names a preset is that preset (write ``./name`` for a folder of the same name); any other
+    string or path must be an existing HF folder or config.json. Anything else is returned as it is.
+    """
+    if isinstance(model, Preset):
+        return model.config()
+    if isinstance(model, str) and model.lower() in PRESETS:
+        return preset_config(model)
+    if isinstance(model, str | os.PathLike):
+        path = Path(model)
+        if path.exists():
+            from tfdojo.weights.hf import hf_typed_config  # weights builds on models: import only when needed
+
+            return hf_typed_config(path)
+        if isinstance(model, str) and os.sep not in model and not model.endswith(".json"):
+            return preset_config(model)  # UnknownModelError with the closest preset names
+        raise UnknownModelError(
+            f"{str(model)!r} is neither a preset nor an existing Hugging Face folder or config.json; check the path "
+            "or see `tfdojo calc presets`"
+        )
+    return model
+
+
 def describe(config: Any) -> Arch:
-    """The :class:`Arch` of a family config (an ``Arch`` is returned unchanged)."""
+    """The :class:`Arch` of a model: an ``Arch`` unchanged, a family config, or anything :func:`typed_config` reads."""
     if isinstance(config, Arch):
         return config
+    config = typed_config(config)
     adapter = _ADAPTERS.get(type(config))  # the exact class: a subclass (Mixtral of Llama) may add parameters
     if adapter is not None:
         return adapter(config)
     known = ", ".join(sorted(c.__name__ for c in _ADAPTERS))
     raise ConfigError(
-        f"the calculators cannot read a {type(config).__name__}; pass one of {known}, or a tfdojo.calc.describe.Arch"
+        f"the calculators cannot read a {type(config).__name__}; pass a preset name, a Preset, a Hugging Face "
+        f"folder or config.json path, one of {known}, or a tfdojo.calc.describe.Arch"
     )
 
 

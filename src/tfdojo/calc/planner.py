@@ -7,6 +7,7 @@ plain step-time model; the answer shows the chosen layout's working like any oth
 from __future__ import annotations
 
 import itertools
+import os
 from dataclasses import dataclass
 
 from tfdojo.calc.describe import describe
@@ -24,7 +25,6 @@ from tfdojo.calc.parallel import (
 from tfdojo.calc.params import param_count
 from tfdojo.calc.result import Result, Step
 from tfdojo.errors import ConfigError, InfeasiblePlanError
-from tfdojo.models.presets import preset_config
 
 GIB = 2**30
 
@@ -43,20 +43,19 @@ class ModelShape:
     recompute_flops: float  # the same with the forward run twice (full activation recomputation)
 
 
-def model_shape(model: str | object, seq_len: int) -> ModelShape:
-    """Shape of a preset (by name) or a family config, through ``describe``, ``param_count`` and ``flops_per_token``."""
-    config = preset_config(model) if isinstance(model, str) else model
-    arch = describe(config)
-    name = model if isinstance(model, str) else arch.family
+def model_shape(model: object, seq_len: int) -> ModelShape:
+    """Shape of anything ``describe`` reads, through ``describe``, ``param_count`` and ``flops_per_token``."""
+    arch = describe(model)
+    name = str(model) if isinstance(model, str | os.PathLike) else arch.family
     return ModelShape(
         name,
-        param_count(config).value,
+        param_count(arch).value,
         arch.n_layers,
         arch.dim,
         arch.n_heads,
         arch.n_kv_heads,
-        flops_per_token(config, seq_len).value,
-        flops_per_token(config, seq_len, recompute=True).value,
+        flops_per_token(arch, seq_len).value,
+        flops_per_token(arch, seq_len, recompute=True).value,
     )
 
 
@@ -268,7 +267,7 @@ def propose_plan(
     job: TrainingJob | None = None,
     cluster: Cluster | None = None,
 ) -> Plan:
-    """The fastest layout that fits ``model`` (a preset name or a config) for training on ``gpus`` × ``gpu``."""
+    """The fastest layout that fits ``model`` (anything ``describe`` reads) for training on ``gpus`` × ``gpu``."""
     job = job or TrainingJob()
     cluster = cluster or Cluster(gpus, get_accelerator(gpu))
     shape = model_shape(model, job.seq_len)

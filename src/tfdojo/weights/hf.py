@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 
 from tfdojo.errors import CheckpointError, ConfigError, MissingTensorError
@@ -24,7 +25,7 @@ from tfdojo.weights.hf_mixtral import MIXTRAL_FAMILY
 from tfdojo.weights.hf_qwen2 import QWEN2_FAMILY
 from tfdojo.weights.hf_t5 import T5_FAMILY
 from tfdojo.weights.hf_vit import VIT_FAMILY
-from tfdojo.weights.safetensors_io import read_safetensors_folder
+from tfdojo.weights.safetensors_io import read_safetensors_folder, shard_files
 
 HF_FAMILIES: dict[str, HFFamily] = {
     "gpt2": GPT2_FAMILY,
@@ -43,6 +44,11 @@ def read_hf_config(folder: Path) -> dict[str, Any]:
     path = folder / "config.json"
     if not path.is_file():
         raise CheckpointError(f"{folder} has no config.json; point to a folder written by save_pretrained")
+    return _read_config_json(path)
+
+
+def _read_config_json(path: Path) -> dict[str, Any]:
+    """A config.json file as a dict; CheckpointError when it is not a JSON object."""
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -62,6 +68,34 @@ def family_for(config: dict[str, Any]) -> HFFamily:
             f"config.json has model_type {model_type!r}, which tfdojo cannot load; "
             f"supported model types: {', '.join(sorted(HF_FAMILIES))}"
         ) from None
+
+
+def _tensor_names(folder: Path) -> dict[str, None]:
+    """Names of the folder's tensors, read from the safetensors headers only (none when it holds no weights)."""
+    try:
+        shards = shard_files(folder)
+    except CheckpointError:
+        return {}
+    names: dict[str, None] = {}
+    for shard in shards:
+        try:
+            with safe_open(str(shard), framework="pt") as f:
+                names |= dict.fromkeys(f.keys())
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"cannot read the safetensors header of {shard}: {e}; copy the file again") from e
+    return names
+
+
+def hf_typed_config(path: str | Path) -> Any:
+    """Our typed config for an HF folder or its config.json, reading no weights (for the calculators).
+
+    Choices that the tensors decide (an untied T5 head, a BERT pooler) are read from the tensor names in the
+    safetensors headers next to config.json; with no weights there, from config.json alone.
+    """
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    hf_config = read_hf_config(folder) if path.is_dir() else _read_config_json(path)
+    return family_for(hf_config).config(hf_config, HFCheckpoint(folder, _tensor_names(folder)))  # type: ignore[arg-type]
 
 
 def load_state_strict(model: nn.Module, state: dict[str, Tensor], folder: Path) -> None:

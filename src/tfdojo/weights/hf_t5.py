@@ -22,10 +22,13 @@ _ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gate
 
 
 def t5_config(hf: Mapping[str, Any], checkpoint: HFCheckpoint) -> T5Config:
-    """config.json -> T5Config; a stored ``lm_head.weight`` means an untied head (T5 v1.1, Flan-T5)."""
+    """config.json -> T5Config; a stored ``lm_head.weight`` means an untied head (T5 v1.1, Flan-T5).
+
+    Without tensors (config.json alone, for the calculators) ``tie_word_embeddings`` decides instead.
+    """
     projection = hf_field(hf, "feed_forward_proj", "relu")
     activation = projection.removeprefix("gated-")
-    tied = "lm_head.weight" not in checkpoint
+    tied = "lm_head.weight" not in checkpoint if checkpoint.tensors else hf_field(hf, "tie_word_embeddings", True)
     return T5Config(
         vocab_size=hf_field(hf, "vocab_size"),
         dim=hf_field(hf, "d_model"),
