@@ -58,3 +58,7 @@ class AnswerParseError(TfdojoError, ValueError):
 
 class ProgressError(TfdojoError):
     """A progress database or export file that cannot be read, written or merged (the message says where)."""
+
+
+class InputTooLargeError(TfdojoError, ValueError):
+    """An answer, source file, recording or upload over the trainer's size or duration cap (the message says the cap)."""
