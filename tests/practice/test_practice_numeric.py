@@ -130,3 +130,110 @@ def test_a_part_is_graded_in_its_own_unit():
     assert grade.verdict == "correct" and grade.expected == pytest.approx(d)
     assert grade.unit == "tokens"
     assert grade_numeric(tokens, "1.4T params").verdict == "incorrect"
+
+
+# issue 9: spellings, superscripts, separators, the question's dimension, the prompt's unit, unreadable units
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "kind"),
+    [
+        ("2 gib", 2 * GIB, "bytes"),
+        ("2 GIB", 2 * GIB, "bytes"),
+        ("2 gb", 2e9, "bytes"),
+        ("2 gigabytes", 2e9, "bytes"),
+        ("2 gibibytes", 2 * GIB, "bytes"),
+        ("16 Gbit", 2e9, "bytes"),  # 16e9 bits / 8
+        ("10 Gbps", 1.25e9, "bytes/s"),
+        ("2.147·10⁹", 2.147e9, None),
+        ("2.147 × 10⁹ bytes", 2.147e9, "bytes"),
+        ("2³⁰ bytes", 2**30, "bytes"),
+        ("2.147e9", 2.147e9, None),
+        ("2_147_483_648", 2**31, None),
+        ("2\u202f147\u202f483\u202f648 bytes", 2**31, "bytes"),  # narrow no-break spaces as digit groups
+        ("2.1 gigaflops", 2.1e9, "FLOP"),
+        ("1.5 PFLOP/s", 1.5e15, "FLOP/s"),
+        ("50 tokens per second", 50, "tokens/s"),
+        ("6.74B params", 6.74e9, "params"),
+        ("2.50 GiB (2,684,354,560 bytes)", 2.5 * GIB, "bytes"),  # one quantity said twice, as `tfdojo calc` does
+    ],
+)
+def test_more_spellings(text, value, kind):
+    q = parse_quantity(text)
+    assert q.value == pytest.approx(value, rel=1e-9)
+    assert q.kind == kind
+
+
+def test_the_questions_dimension_decides_b_lone_prefixes_and_flops():
+    assert parse_quantity("2,147,483,648 B", expects="bytes").value == 2**31  # bytes, not 2.1e18
+    assert parse_quantity("2,147,483,648 B").value == pytest.approx(2.147483648e18)  # elsewhere B is a billion
+    assert parse_quantity("7B", expects="params").value == 7e9
+    assert parse_quantity("2G", expects="bytes").value == 2 * GIB  # ls -h: a lone prefix on bytes is binary
+    assert parse_quantity("2G").value == 2e9
+    assert parse_quantity("989 TFLOPS", expects="FLOP/s").kind == "FLOP/s"
+    assert parse_quantity("989 TFLOPS", expects="FLOP").kind == "FLOP"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2 gigs", "'gigs' after '2' is not a unit"),
+        ("8 GPUs", "'GPUs' after '8' is not a unit"),
+        ("7 mil", "not a unit"),
+        ("16 Gb", "gigabits or gigabytes"),
+    ],
+)
+def test_an_unknown_unit_is_sent_back_not_dropped(text, message):
+    with pytest.raises(AnswerParseError, match=message):
+        parse_quantity(text)
+
+
+# 2 (K and V) · 32 layers · 32 KV heads · 128 · 4096 positions · 2 bytes = 2^31 bytes = 2 GiB exactly
+KV_7B_4K = NumericAnswer(call="kv_cache_bytes", args={"model": "llama-2-7b", "seq_len": 4096})
+
+
+@pytest.mark.parametrize(
+    ("answer", "verdict"),
+    [
+        ("2", "correct"),  # read in the prompt's GiB
+        ("2147483648", "correct"),  # or in bytes: the nearer reading
+        ("2 gib", "correct"),
+        ("2,147,483,648 B", "correct"),
+        ("2.147·10⁹", "correct"),
+        ("2.147 × 10⁹ bytes", "correct"),
+        ("2 G", "correct"),
+        ("2 gigabytes", "close"),  # 2e9 bytes is 6.9 % under 2 GiB
+        ("16 Gbit", "close"),
+        ("4", "incorrect"),
+    ],
+)
+def test_a_question_asked_in_gib(answer, verdict):
+    grade = grade_numeric(KV_7B_4K, answer, asked="GiB")
+    assert grade.expected == 2 * 32 * 32 * 128 * 4096 * 2 == 2 * GIB
+    assert grade.verdict == verdict, grade.feedback
+
+
+def test_a_bare_number_without_an_asked_unit_is_in_base_units():
+    assert grade_numeric(KV_7B_4K, "2").verdict == "incorrect"  # 2 bytes
+    assert "read as 2 GiB" in grade_numeric(KV_7B_4K, "2", asked="GiB").feedback
+
+
+def test_the_prompt_names_the_unit_asked_for():
+    from tfdojo.practice.grading.numeric import asked_unit
+
+    assert asked_unit("How large is the KV cache, in GiB, for one sequence?") == "GiB"
+    assert asked_unit("Answer in FLOPs per token.") == "FLOPs per token"
+    assert asked_unit("What is the bound, in tokens per second?") == "tokens per second"
+    assert asked_unit("Trained in bf16 on 2T tokens. Give the number of parameters.") is None
+
+
+def test_every_bundled_question_asked_in_gib_takes_a_bare_number_in_gib():
+    from tfdojo.calc.claims import Call
+    from tfdojo.practice.grading.numeric import asked_unit
+    from tfdojo.practice.loader import load_bank
+
+    asked_in_gib = [q for q in load_bank() if q.type == "numeric" and asked_unit(q.prompt) == "GiB"]
+    assert len(asked_in_gib) >= 5
+    for q in asked_in_gib:
+        _, expected = Call(q.numeric.call, dict(q.numeric.args), q.numeric.part).run()
+        assert grade_numeric(q.numeric, f"{expected / GIB:.3g}", asked="GiB").verdict == "correct", q.id

@@ -82,11 +82,11 @@ def _free_text(question: Question, answer: str) -> Outcome:
 
 
 def _numeric(question: Question, answer: str) -> Outcome:
-    from tfdojo.practice.grading.numeric import grade_numeric
+    from tfdojo.practice.grading.numeric import asked_unit, grade_numeric
 
     if question.numeric is None:
         raise BankError(f"question {question.id!r} is numeric but has no [numeric] table; fix the bank file")
-    grade = grade_numeric(question.numeric, answer)
+    grade = grade_numeric(question.numeric, answer, asked_unit(question.prompt))
     return Outcome(grade.verdict, grade.score, grade.feedback)
 
 
