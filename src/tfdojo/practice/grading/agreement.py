@@ -17,7 +17,22 @@ from pathlib import Path
 from tfdojo.errors import BankError
 
 LABELS = ("correct", "partial", "incorrect")
-KINDS = ("paraphrase", "partial", "wrong", "negation", "salad", "off-topic")
+KINDS = (
+    "paraphrase",
+    "partial",
+    "wrong",
+    "negation",
+    "salad",
+    "off-topic",
+    # adversarial (issue 9): the rubric's words with a wrong claim, correct but short, correct in symbols, two
+    # definitions exchanged, a correct answer with more correct sentences appended
+    "confident-wrong",
+    "terse",
+    "formula",
+    "swapped",
+    "appended",
+)
+ADVERSARIAL = KINDS[6:]
 
 
 @dataclass(frozen=True)
