@@ -13,6 +13,7 @@ Masks: ``mask`` is either boolean (True = may attend) or additive float, broadca
 that is the geometry of a decode step against a cache (T < S) as well as of a plain forward (T == S).
 ``window=W`` keeps only keys within W positions (Mistral's sliding window when causal, a local band when not);
 ``alibi_slopes`` (Hq,) adds ALiBi's linear distance bias. Both are options of eager, sdpa and tiled alike.
+A query row that sees no key (a pad position before a left-padded prompt) gets output 0 from every backend.
 
 ``eager`` is the readable oracle; every other backend is tested against it. The backends that change the
 maths (linear, Performer, Linformer) and the faster exact ones (tiled, block-sparse) live in
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tfdojo.errors import ConfigError
-from tfdojo.nn.masks import as_additive, merge_masks
+from tfdojo.nn.masks import as_additive, merge_masks, rows_without_keys
 
 AttentionBackend = Callable[..., Tensor]
 _BACKENDS: dict[str, AttentionBackend] = {}
@@ -103,6 +104,8 @@ def eager_attention(
         scores = scores.view(b, hq, t, s) + as_additive(full, work)  # broadcast over (B, Hq, T, S)
         scores = scores.view(b, hkv, groups, t, s)
     probs = torch.softmax(scores, dim=-1)
+    if full is not None:  # a query that sees no key attends to nothing: output 0 (masks.rows_without_keys)
+        probs = probs.view(b, hq, t, s).masked_fill(rows_without_keys(full), 0.0).view(b, hkv, groups, t, s)
     out = torch.einsum("bhgts,bhsd->bhgtd", probs, v.to(work))  # (B, Hkv, G, T, D)
     return out.reshape(b, hq, t, d).to(q.dtype)
 
@@ -125,9 +128,13 @@ def sdpa_attention(
     if mask is None and window is None and alibi_slopes is None and causal and t == s:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, enable_gqa=groups > 1)
     full = merge_masks(causal, mask, t, s, q.device, window=window, alibi_slopes=alibi_slopes)
-    if full is not None and full.dtype != torch.bool:
+    if full is None:
+        return F.scaled_dot_product_attention(q, k, v, scale=scale, enable_gqa=groups > 1)
+    empty = rows_without_keys(full)  # torch zeroes all-False boolean rows but not finfo.min additive ones
+    if full.dtype != torch.bool:
         full = full.to(q.dtype)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=full, scale=scale, enable_gqa=groups > 1)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=full, scale=scale, enable_gqa=groups > 1)
+    return out.masked_fill(empty, 0.0)
 
 
 def scaled_dot_product(

@@ -67,6 +67,21 @@ def as_additive(mask: Tensor, dtype: torch.dtype) -> Tensor:
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
 
 
+def masked_out(mask: Tensor) -> Tensor:
+    """Where a mask hides a key: False in a boolean keep-mask, at most half the dtype's minimum (or -inf) in an
+    additive one (HF's and :func:`as_additive`'s ``finfo.min`` convention, even after a finite bias is added)."""
+    return ~mask if mask.dtype == torch.bool else mask <= torch.finfo(mask.dtype).min / 2
+
+
+def rows_without_keys(mask: Tensor) -> Tensor:
+    """(…, T, 1) True for query rows whose every key is hidden; every backend returns 0 for them.
+
+    Left padding makes such rows: a pad position before a prompt sees no real key under the causal mask. The
+    softmax of nothing is undefined; 0 (what FlashAttention and torch's SDPA give) keeps such rows inert.
+    """
+    return masked_out(mask).all(-1, keepdim=True)
+
+
 def merge_masks(
     causal: bool,
     mask: Tensor | None,

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from tfdojo.errors import ConfigError
 from tfdojo.nn.attention import check_shapes, register_backend
-from tfdojo.nn.masks import alibi_bias, check_window, position_keep
+from tfdojo.nn.masks import alibi_bias, check_window, masked_out, position_keep
 
 
 @dataclass(frozen=True)
@@ -246,7 +246,7 @@ def tiled_attention(
     qg = q.to(work).reshape(b, hkv, groups, t, d)  # (B, Hkv, G, T, D); copies a transposed q
     slopes = None if alibi_slopes is None else alibi_slopes.to(work)
     grouped = _grouped_mask(mask, hq, hkv)
-    if grouped is not None and grouped.dtype != torch.bool:
-        grouped = grouped.to(work)
+    if grouped is not None and grouped.dtype != torch.bool:  # finfo.min marks a hidden key: make it -inf, so
+        grouped = grouped.masked_fill(masked_out(grouped), -math.inf).to(work)  # a row hiding all keys gives 0
     out = TiledAttention.apply(qg, k.to(work).contiguous(), v.to(work).contiguous(), grouped, slopes, geo)
     return out.reshape(b, hq, t, d).to(q.dtype)  # (B, Hq, T, D)
