@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from tfdojo.errors import ConfigError
-from tfdojo.models.decoding import decoder_masks
+from tfdojo.models.decoding import decoder_masks, document_masks
 from tfdojo.nn.attention import available_backends
 from tfdojo.nn.backends.linear import PerformerFeatures
 from tfdojo.nn.backends.linformer import LinformerProjection
@@ -203,15 +203,25 @@ class VariantLM(nn.Module):
         *,
         attention_mask: Tensor | None = None,
         cache: KVCache | None = None,
+        document_ids: Tensor | None = None,
     ) -> Tensor:
-        """Logits for every position; ``attention_mask`` (B, past+T) is 1 for real tokens, 0 for padding."""
+        """Logits for every position; ``attention_mask`` (B, past+T) is 1 for real tokens, 0 for padding.
+
+        ``document_ids`` (B, T) marks packed training rows: positions restart per document and attention stays
+        inside each document (it takes neither a cache nor an attention mask).
+        """
         c = self.config
+        if document_ids is not None and (cache is not None or attention_mask is not None):
+            raise ConfigError("document_ids is for packed training rows: pass neither a cache nor an attention_mask")
         if cache is not None and (not c.causal or c.backend not in CACHE_BACKENDS):
             raise ConfigError(f"a KV cache needs a causal model on one of {CACHE_BACKENDS}; got backend {c.backend!r}")
         past = cache.length if cache is not None else 0
         if past + input_ids.shape[1] > c.max_seq_len and c.positions in ("learned", "sinusoidal"):
             raise ConfigError(f"{past + input_ids.shape[1]} positions exceed the table of {c.max_seq_len}")
-        positions, mask = decoder_masks(input_ids, past, None, attention_mask)
+        if document_ids is not None:
+            positions, mask = document_masks(document_ids)
+        else:
+            positions, mask = decoder_masks(input_ids, past, None, attention_mask)
         x = self.embed(input_ids)  # (B, T, dim)
         if self.pos_embed is not None:
             x = x + self.pos_embed(positions)
