@@ -238,5 +238,14 @@ def _mount_practice() -> None:
     register(app)  # drill, map, checklist, progress, export, import at the top level
 
 
+def _mount_trainer() -> None:
+    from tfdojo.app.cli import register as register_web
+    from tfdojo.practice.mock_cli import register as register_mock
+
+    register_web(app)  # tfdojo web
+    register_mock(app)  # tfdojo mock
+
+
 _mount_subcommands()
 _mount_practice()
+_mount_trainer()

@@ -1,0 +1,79 @@
+"""`tfdojo mock`: the mock interview in the terminal (answers end with an empty line; `/stop` ends early)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tfdojo.practice.loader import load_bank, load_bank_from
+from tfdojo.practice.mock import LEVELS, MockConfig, MockInterview, record_turn
+from tfdojo.practice.mock_report import build_report, render_text
+from tfdojo.practice.store import ProgressStore
+
+STOP = "/stop"
+
+
+def _read_answer() -> str | None:
+    """Lines up to an empty line (or end of input); None at end of input with nothing typed or on /stop."""
+    lines: list[str] = []
+    for line in sys.stdin:
+        text = line.rstrip("\n")
+        if text.strip() == STOP:
+            return None
+        if not text.strip():
+            if lines:
+                break
+            continue
+        lines.append(text)
+    return "\n".join(lines) if lines else None
+
+
+def mock(
+    minutes: Annotated[int, typer.Option(help="Length of the interview in minutes.")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed and answers give the same interview.")] = 0,
+    level: Annotated[str, typer.Option(help=f"Starting difficulty: {', '.join(LEVELS)}.")] = "medium",
+    section: Annotated[list[str] | None, typer.Option("--section", help="Only this section (repeatable).")] = None,
+    follow_ups: Annotated[bool, typer.Option("--follow-ups/--no-follow-ups", help="Probe missed points.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    data_dir_: Annotated[Path | None, typer.Option("--data-dir", help="Folder of progress.sqlite3.")] = None,
+    bank_dir: Annotated[Path | None, typer.Option("--bank", help="A folder of question .toml files.")] = None,
+) -> None:
+    """A timed mock interview across sections, with follow-ups and a report (answers end with an empty line)."""
+    from tfdojo.cli import friendly_errors  # late: tfdojo.cli mounts this command
+
+    with friendly_errors():
+        config = MockConfig(
+            minutes=minutes, seed=seed, level=level, sections=tuple(section or ()), follow_ups=follow_ups
+        )
+        bank = load_bank_from(bank_dir) if bank_dir is not None else load_bank()
+        interview = MockInterview(bank, config)
+        with ProgressStore.open(data_dir_) as store:
+            session_id = store.start_session({"mock": {"seed": seed, "minutes": minutes}}, datetime.now(UTC))
+            err = sys.stderr
+            while (prompt := interview.current) is not None:
+                left = interview.seconds_left / 60
+                tag = "follow-up" if prompt.kind == "follow_up" else f"{prompt.question.section} · {prompt.level}"
+                err.write(f"\n[{tag} · {left:.0f} min left]\n{prompt.text}\n> ")
+                err.flush()
+                started = time.monotonic()
+                answer = _read_answer()
+                if answer is None:
+                    interview.stop()
+                    break
+                turn = interview.answer(answer, time.monotonic() - started)
+                record_turn(store, session_id, turn)
+                err.write(f"{turn.judgement.verdict} ({turn.judgement.score:.0%})\n")
+            store.end_session(session_id, datetime.now(UTC))
+        report = build_report(interview)
+        sys.stdout.write((json.dumps(report.as_dict(), indent=1) if as_json else render_text(report)) + "\n")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `mock` to the main app."""
+    app.command("mock")(mock)
