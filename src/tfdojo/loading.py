@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from tfdojo.errors import CheckpointError, ConfigError, UnknownModelError, UnsupportedModelError
+from tfdojo.errors import CheckpointError, ConfigError, UnknownModelError
 from tfdojo.weights.registry import BUNDLED, bundled_model
 
 
@@ -57,10 +57,20 @@ def _load_dinov2(path: Path, *, dtype: torch.dtype) -> Any:
     return load_dinov2_small(path, dtype=dtype)
 
 
-def _not_loadable(path: Path, *, dtype: torch.dtype) -> Any:
-    raise UnsupportedModelError(
-        f"{path} is in a format tfdojo cannot load yet (CTranslate2 Whisper); "
-        f"load smollm2-135m-instruct, all-minilm-l6-v2 or dinov2-small instead"
+def load_whisper_ct2(path: str | Path, *, dtype: torch.dtype = torch.float32) -> Any:
+    """A Transcriber (``.transcribe(path_or_samples) -> str``) from a CTranslate2 Whisper folder, via our reader."""
+    from tfdojo.infer.speech import Transcriber
+    from tfdojo.weights.ctranslate2_whisper import load_whisper_folder
+
+    with one_thread():
+        w = load_whisper_folder(path, dtype=dtype)
+    return Transcriber(
+        w.config,
+        w.model,
+        w.tokenizer,
+        suppress_ids=w.suppress_ids,
+        suppress_begin_ids=w.suppress_begin_ids,
+        source=path,
     )
 
 
@@ -69,7 +79,7 @@ LOADERS: dict[str, Callable[..., Any]] = {
     "gguf": load_gguf,
     "hf-folder": _load_hf_folder,
     "dinov2-onnx": _load_dinov2,
-    "whisper-ct2": _not_loadable,
+    "whisper-ct2": load_whisper_ct2,
 }
 
 
@@ -77,7 +87,8 @@ def load(name_or_path: str | Path, *, dtype: torch.dtype = torch.float32) -> Any
     """A bundled model by name, or the model in a .gguf file or a Hugging Face folder (one with config.json).
 
     Returns a LanguageModel for decoders (``.config``, ``.model``, ``.tokenizer``, ``.generate``), an Encoder for
-    sentence embedders, and the ViT module for dinov2-small. The model is in eval mode with frozen weights.
+    sentence embedders, the ViT module for dinov2-small, and a Transcriber (``.transcribe``) for whisper-tiny.en
+    or a CTranslate2 Whisper folder (one with model.bin). The model is in eval mode with frozen weights.
     """
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ConfigError(
@@ -93,6 +104,8 @@ def load(name_or_path: str | Path, *, dtype: torch.dtype = torch.float32) -> Any
     path = Path(name).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return load_gguf(path, dtype=dtype)
+    if path.is_dir() and (path / "model.bin").is_file():
+        return load_whisper_ct2(path, dtype=dtype)  # a CTranslate2 folder (it has a config.json too)
     if path.is_dir() and (path / "config.json").is_file():
         return _load_hf_folder(path, dtype=dtype)
     what = "is neither a .gguf file nor a folder with config.json" if path.exists() else "is not a bundled name or path"
