@@ -35,17 +35,32 @@ def tiny_llama(**overrides) -> Llama:
     return model
 
 
-@pytest.mark.parametrize("overrides", [{}, {"qkv_bias": True}, {"n_kv_heads": 1}])
+SCALINGS = {  # every RoPE scaling and a sliding window; max_seq_len 16 so that dynamic NTK rescales past it
+    "linear": {"rope_scaling": RopeScaling("linear", 2.0)},
+    "dynamic": {"rope_scaling": RopeScaling("dynamic", 2.0, 16), "max_seq_len": 16},
+    "yarn": {"rope_scaling": RopeScaling("yarn", 4.0, 24)},
+    "llama3": {"rope_scaling": RopeScaling("llama3", 8.0, 24, low_freq_factor=1.0, high_freq_factor=4.0)},
+    "window": {"sliding_window": 5},
+}
+
+
+VARIANTS = {"plain": {}, "bias": {"qkv_bias": True}, "mqa": {"n_kv_heads": 1}, **SCALINGS}
+
+
+@pytest.mark.parametrize("overrides", list(VARIANTS.values()), ids=list(VARIANTS))
 def test_logits_match_eager_with_and_without_cache(overrides):
     model = tiny_llama(**overrides)
     ids = torch.randint(0, 256, (2, 20), generator=torch.Generator().manual_seed(1))
+
+    def stepped(m):  # a 12-token prompt, then 8 decode steps (dynamic NTK: each step's keys keep their θ)
+        cache = StaticKVCache.for_model(m, batch=2, max_len=20)
+        return torch.cat([m(ids[:, :12], cache=cache)] + [m(ids[:, t : t + 1], cache=cache) for t in range(12, 20)], 1)
+
     with torch.inference_mode():
-        eager = model(ids)  # before fusion: the reference
+        eager, eager_steps = model(ids), stepped(model)  # before fusion: the references
         fast = FastLlama(model)
         torch.testing.assert_close(fast(ids), eager, rtol=1e-5, atol=1e-5)
-        cache = StaticKVCache.for_model(fast, batch=2, max_len=20)
-        steps = [fast(ids[:, :12], cache=cache)] + [fast(ids[:, t : t + 1], cache=cache) for t in range(12, 20)]
-        torch.testing.assert_close(torch.cat(steps, dim=1), eager, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(stepped(fast), eager_steps, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(model(ids), eager, rtol=0, atol=0)  # the eager model is unchanged
 
 
@@ -138,9 +153,34 @@ def test_greedy_tokens_match_eager():
     assert fast == eager
 
 
-def test_fast_decoder_falls_back_where_it_does_not_apply():
-    windowed = tiny_llama(sliding_window=8)
-    assert fast_decoder(windowed) is windowed
-    scaled = tiny_llama(rope_scaling=RopeScaling("linear", 2.0, 96))  # FastLlama's RoPE tables are unscaled
-    assert fast_decoder(scaled) is scaled
-    assert isinstance(fast_decoder(tiny_llama()), FastLlama)
+@pytest.mark.parametrize("overrides", [{}, SCALINGS["window"], SCALINGS["yarn"]], ids=["plain", "window", "yarn"])
+def test_left_padded_batch_decode_steps_equal_each_prompt_alone(overrides):
+    """Prefill a left-padded batch, then decode steps with the growing mask: each row's logits are its own."""
+    fast = FastLlama(tiny_llama(**overrides))
+    gen = torch.Generator().manual_seed(6)
+    prompts = [torch.randint(0, 256, (n,), generator=gen) for n in (9, 3, 6)]
+    steps = torch.randint(0, 256, (3, 8), generator=gen)  # the tokens fed at the 8 decode steps
+    width = max(len(p) for p in prompts)
+    ids, mask = torch.zeros(3, width, dtype=torch.long), torch.zeros(3, width + 8, dtype=torch.long)
+    for row, p in enumerate(prompts):
+        ids[row, width - len(p) :], mask[row, width - len(p) :] = p, 1
+    lengths = torch.tensor([len(p) for p in prompts]).unsqueeze(1)  # (B, 1)
+    with torch.inference_mode():
+        cache = StaticKVCache.for_model(fast, batch=3, max_len=width + 8)
+        batched = [fast(ids, attention_mask=mask[:, :width], cache=cache, last_only=True)]
+        for i in range(8):  # one token per row: positions count only the real tokens
+            step_mask = mask[:, : width + i + 1]
+            batched.append(fast(steps[:, i : i + 1], positions=lengths + i, attention_mask=step_mask, cache=cache))
+        batched = torch.cat(batched, dim=1)  # (B, 9, V)
+        for row, p in enumerate(prompts):
+            alone_cache = StaticKVCache.for_model(fast, batch=1, max_len=len(p) + 8)
+            alone = [fast(p[None], cache=alone_cache, last_only=True)]
+            alone += [fast(steps[row : row + 1, i : i + 1], cache=alone_cache) for i in range(8)]
+            torch.testing.assert_close(batched[row], torch.cat(alone, dim=1)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_scaled_and_windowed_llamas_get_the_fast_decoder():
+    assert all(isinstance(fast_decoder(tiny_llama(**overrides)), FastLlama) for overrides in SCALINGS.values())
+    windowed = tiny_llama(**SCALINGS["window"])  # 20 tokens past a window of 5: the one-query path slices keys
+    fast = generate(fast_decoder(windowed), Bytes(), "windowed", max_new_tokens=20).token_ids
+    assert fast == generate(windowed, Bytes(), "windowed", max_new_tokens=20).token_ids

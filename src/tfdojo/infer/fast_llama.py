@@ -43,7 +43,7 @@ from tfdojo.nn.attention import scaled_dot_product
 from tfdojo.nn.ffn import SwiGLU
 from tfdojo.nn.kv import KVCache
 from tfdojo.nn.norms import RMSNorm
-from tfdojo.nn.rope import inverse_frequencies, rotate_half
+from tfdojo.nn.rope import rotate_half
 from tfdojo.nn.self_attention import Attention
 
 
@@ -101,7 +101,7 @@ class _FastLayer:
     def __init__(self, block: nn.Module) -> None:
         attn, ffn = block.attn, block.ffn
         self.n_heads, self.n_kv_heads, self.head_dim = attn.n_heads, attn.n_kv_heads, attn.head_dim
-        self.backend = attn.backend
+        self.backend, self.window = attn.backend, attn.window
         biases = [attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]
         bqkv = torch.cat([b.detach() for b in biases]) if biases[0] is not None else None
         self.qkv = _Matrix(_fuse_rows([attn.q_proj, attn.k_proj, attn.v_proj]), bqkv)  # dim -> (Hq + 2·Hkv)·D
@@ -117,28 +117,23 @@ class FastLlama(nn.Module):
     def __init__(self, model: Llama) -> None:
         super().__init__()
         if not self.supports(model):
-            raise ConfigError("FastLlama covers Llama blocks with a SwiGLU FFN and full attention; use the model")
+            raise ConfigError("FastLlama covers Llama blocks with a SwiGLU FFN and plain attention; use the model")
         c = model.config
         self.config, self.model = c, model  # the eager model keeps the parameters (now views of fused weights)
         self.layers = [_FastLayer(block) for block in model.layers]
         self.lm_head = _Matrix(model.lm_head.weight)
-        positions = torch.arange(c.max_seq_len, dtype=torch.float32)
-        angles = positions[:, None] * inverse_frequencies(c.head_dim, c.rope_theta)  # (max_seq_len, D/2)
-        angles = torch.cat((angles, angles), dim=-1)  # (max_seq_len, D)
-        dtype = model.embed.weight.dtype
-        self.cos, self.sin = angles.cos().to(dtype), angles.sin().to(dtype)
+        # RoPE tables for every position, with the scaling's θ and cos/sin factor (the eager model's arithmetic);
+        # dynamic NTK's θ follow the sequence length, so its tables come from the model's RotaryEmbedding per call
+        self.cos = self.sin = None
+        if c.rope_scaling is None or c.rope_scaling.kind != "dynamic":
+            self.cos, self.sin = model.rope(torch.arange(c.max_seq_len), model.embed.weight.dtype)  # (S, D) each
 
     @staticmethod
     def supports(model: nn.Module) -> bool:
-        """True for a Llama of exactly the standard parts (no Mixtral experts, sliding window or RoPE scaling)."""
-        return (
-            isinstance(model, Llama)
-            and model.config.sliding_window is None
-            and model.config.rope_scaling is None
-            and all(
-                type(b.ffn) is SwiGLU and type(b.attn) is Attention and type(b.norm1) is type(b.norm2) is RMSNorm
-                for b in model.layers
-            )
+        """True for a Llama of exactly the standard parts (no Mixtral experts); any RoPE scaling or window."""
+        return isinstance(model, Llama) and all(
+            type(b.ffn) is SwiGLU and type(b.attn) is Attention and type(b.norm1) is type(b.norm2) is RMSNorm
+            for b in model.layers
         )
 
     @torch.inference_mode()
@@ -155,7 +150,11 @@ class FastLlama(nn.Module):
         b, t = input_ids.shape
         past = cache.length if cache is not None else 0
         positions, mask = decoder_masks(input_ids, past, positions, attention_mask)
-        cos, sin = self.cos[positions].unsqueeze(1), self.sin[positions].unsqueeze(1)  # (B|1, 1, T, D)
+        if self.cos is None:
+            cos, sin = self.model.rope(positions, self.model.embed.weight.dtype)  # (B|1, T, D) each
+        else:
+            cos, sin = self.cos[positions], self.sin[positions]  # (B|1, T, D) each
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # (B|1, 1, T, D): shared by every head
         x = self.model.embed(input_ids)  # (B, T, dim)
         for i, layer in enumerate(self.layers):
             x = x + self._attention(layer, _rms_norm(x, layer.norm1), cos, sin, mask, cache, i)
@@ -179,10 +178,13 @@ class FastLlama(nn.Module):
         q, k, v = qk[:, :hq], qk[:, hq:], qkv[:, hq + hkv :]  # (B, Hq|Hkv|Hkv, T, D)
         if cache is not None:
             k, v = cache.update(i, k, v)  # (B, Hkv, S, D)
-        if t == 1 and mask is None:  # one new query sees every cached key: no mask to build
+        if t == 1 and mask is None:  # one new query sees every cached key (in its window): no mask to build
+            if layer.window is not None:
+                k, v = k[:, :, -layer.window :], v[:, :, -layer.window :]  # (B, Hkv, ≤W, D): the last W keys
             y = _one_query_attention(q, k, v)  # (B, Hq, 1, D)
         else:
-            y = scaled_dot_product(q, k, v, causal=True, mask=mask, backend=layer.backend)  # (B, Hq, T, D)
+            options = {} if layer.window is None else {"window": layer.window}
+            y = scaled_dot_product(q, k, v, causal=True, mask=mask, backend=layer.backend, **options)  # (B, Hq, T, D)
         return layer.o(y.transpose(1, 2).reshape(b, t, hq * d))  # (B, T, dim)
 
 
