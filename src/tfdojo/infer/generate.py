@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from tfdojo.errors import ConfigError, ContextLengthError
-from tfdojo.infer.cache import StaticKVCache
+from tfdojo.infer.cache import CacheFactory, StaticKVCache
 from tfdojo.infer.metrics import GenerationMetrics
 from tfdojo.infer.sampling import SamplingConfig, sample
 from tfdojo.nn.kv import KVCache
@@ -196,11 +196,14 @@ def generate(
     stop: Sequence[str] | None = None,
     stream: Callable[[str], object] | None = None,
     ignore_eos: bool = False,
+    cache: CacheFactory | None = None,
 ) -> Generation | list[Generation]:
     """Continue a prompt (text or ids) or a batch of prompts; returns a Generation, or a list for a batch.
 
     ``stream`` receives each new piece of text as soon as it is complete (single prompts only); the pieces
     concatenate to ``Generation.text``. ``ignore_eos`` keeps going to ``max_new_tokens`` (for benchmarks).
+    ``cache`` builds the key/value cache, ``(model, batch, max_len) -> KVCache`` (default: a contiguous
+    ``StaticKVCache``; see ``PagedKVCache.factory``, ``QuantizedKVCache.factory``, ``SinkKVCache.factory``).
     """
     start = time.perf_counter()
     sampling = SamplingConfig(temperature, top_k, top_p)
@@ -216,7 +219,7 @@ def generate(
     prefill_start = time.perf_counter()
     input_ids, prompt_mask = _left_pad(prompts, pad_id=0)
     batch, width = input_ids.shape
-    cache = StaticKVCache.for_model(model, batch, width + max_new_tokens)
+    cache = (cache or StaticKVCache.for_model)(model, batch, width + max_new_tokens)
     prompt_lens = torch.tensor([len(p) for p in prompts]).unsqueeze(1)  # (B, 1)
     if prompt_mask is not None:  # the mask over cache positions grows by one column of ones per step
         full_mask = torch.ones(batch, width + max_new_tokens, dtype=torch.long)
@@ -242,7 +245,9 @@ def generate(
                 stream(piece)
         if all(row.done for row in rows):
             break
-        positions = prompt_lens + decode_steps  # (B, 1): the position of each row's newest token
+        # Unpadded rows number the new token from the cache (a sink cache's positions are its own); padded rows
+        # count their real tokens: (B, 1), the position of each row's newest token.
+        positions = None if prompt_mask is None else prompt_lens + decode_steps
         mask = None if prompt_mask is None else full_mask[:, : cache.length + 1]
         tokens = sample(decode_step(model, tokens[:, None], cache, positions, mask), sampling, generator)
         decode_steps += 1
