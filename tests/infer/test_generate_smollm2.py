@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tfdojo.infer.fast_llama import FastLlama
 from tfdojo.infer.generate import IncrementalDetokenizer
 
 pytestmark = pytest.mark.slow
@@ -25,6 +26,20 @@ def test_cached_greedy_equals_full_recompute(smollm2, chat_prompt):
     expected = logits[0, len(chat_prompt) - 1 : -1].argmax(-1).tolist()
     assert out.token_ids == expected
     assert "Paris" in out.text
+
+
+def test_lm_generate_equals_hf_generate(smollm2, smollm2_hf_model, chat_prompt):
+    """The path users get (``lm.generate`` through FastLlama) against HF ``generate`` on the same GGUF, greedy."""
+    assert isinstance(smollm2.decoder, FastLlama)
+    out = smollm2.generate(chat_prompt, max_new_tokens=40)
+    eos = sorted(smollm2.tokenizer.eos_token_ids)
+    with torch.inference_mode():
+        hf = smollm2_hf_model.generate(
+            torch.tensor([chat_prompt]), max_new_tokens=40, do_sample=False, eos_token_id=eos, pad_token_id=eos[0]
+        )[0, len(chat_prompt) :].tolist()
+    if hf[-1] in eos:
+        hf = hf[:-1]  # HF keeps the EOS that ended the answer; ours leaves it out
+    assert len(hf) > 10 and out.token_ids == hf
 
 
 def test_streamed_pieces_join_to_the_text_and_eos_ends_the_answer(smollm2, chat_prompt):
