@@ -112,7 +112,7 @@ def test_export_import_and_anki(dirs, tmp_path):
     _run("drill", "--type", "numeric", "--no-timer", *opts, input="2.5 GiB\n\n")
     file = tmp_path / "progress.json"
     assert _run("export", file, *opts).exit_code == 0
-    other = ["--data-dir", str(tmp_path / "other")]
+    other = ["--data-dir", str(tmp_path / "other"), *opts[2:]]  # the same bank
     first = _run("import", file, *other)
     assert first.exit_code == 0 and "imported 1 attempts and 1 sessions" in first.stdout
     again = _run("import", file, *other)
@@ -137,7 +137,6 @@ def test_errors_are_one_line_and_exit_1(dirs, tmp_path, setup, args, message):
     if setup == "bad-json":
         (tmp_path / "bad.json").write_text("{oops")
         args = [*args, str(tmp_path / "bad.json")]
-        opts = opts[:2]
     result = _run(*args, *opts)
     assert result.exit_code == 1
     said = " ".join(result.stderr.split())  # Rich wraps the one message at the console width

@@ -111,13 +111,14 @@ def test_override_replaces_the_grade(bank, store):
     assert store.sessions()[0].ended_at == T0
 
 
-def test_coding_starter_is_copied_once_and_the_answer_file_is_read(bank, tmp_path):
+def test_every_review_starts_from_a_fresh_starter_and_the_answer_file_is_read(bank, tmp_path):
     question = bank["write-softmax"].model_copy(update={"id": "causal-mask"})  # a bundled exercise
     starter, copy = starter_copy(question, tmp_path / "work")
     assert copy.read_text() == starter.read_text()
     copy.write_text("my work")
-    assert starter_copy(question, tmp_path / "work")[1].read_text() == "my work"  # never overwritten
     assert read_submission(f"  {copy}  ") == "my work"
+    assert starter_copy(question, tmp_path / "work")[1].read_text() == starter.read_text()  # reset for the review
+    assert (tmp_path / "work" / "causal-mask.previous.py").read_text() == "my work"  # the old work is kept
     with pytest.raises(ProgressError, match="cannot read your solution file"):
         read_submission(str(tmp_path / "missing.py"))
 

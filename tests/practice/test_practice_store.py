@@ -43,7 +43,7 @@ def _attempt(qid, at, verdict="correct", rating=Rating.Good, **kw):
 
 def test_a_new_store_is_at_the_latest_schema_in_wal_mode(tmp_path):
     with ProgressStore(tmp_path / "p.sqlite3") as store:
-        assert store.schema_version == 2
+        assert store.schema_version == 3
     with sqlite3.connect(tmp_path / "p.sqlite3") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -53,7 +53,7 @@ def test_migrates_a_v1_file_keeping_its_attempts(tmp_path):
     with sqlite3.connect(path) as db:
         db.executescript(V1_SCHEMA)
     with ProgressStore(path) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == 3
         old = store.attempts()
         assert [(a.question_id, a.answer, a.verdict, a.seconds) for a in old] == [
             ("q1", "first", "correct", 40.0),

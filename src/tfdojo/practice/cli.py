@@ -1,4 +1,7 @@
-"""The practice commands (mounted at the top level of `tfdojo`): drill, map, checklist, progress, export, import."""
+"""The practice commands (mounted at the top level of `tfdojo`): drill, map, checklist, progress, export, import.
+
+Commands that only read open the progress database read-only, so they work on a read-only file.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +14,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from tfdojo.errors import AnswerParseError, BankError, ProgressError
 from tfdojo.practice.counters import QuestionState, count, daily_history, question_states
+from tfdojo.practice.line_editor import EDIT, HINT, IDK, QUIT, SKIP, WHY, Reader, clock, make_reader
 from tfdojo.practice.loader import Bank, load_bank, load_bank_from
 from tfdojo.practice.schema import SECTIONS, Difficulty, Question, QuestionType
-from tfdojo.practice.session import DrillSession, Filters, read_submission, starter_copy
+from tfdojo.practice.session import (
+    ORDERS,
+    DrillSession,
+    Filters,
+    Submission,
+    hint_for,
+    pick_questions,
+    read_submission,
+    starter_copy,
+)
 from tfdojo.practice.store import ProgressStore, data_dir
-from tfdojo.practice.terminal import ask_override, countdown, read_answer, show_question, show_result
+from tfdojo.practice.terminal import commands_help, show_question, show_result, show_summary, show_why
 
 out = Console()
 err = Console(stderr=True)
@@ -63,74 +78,161 @@ def _states(store: ProgressStore, bank: Bank) -> dict[str, QuestionState]:
     return question_states([q.id for q in bank], store.attempts(), store.cards(), _now())
 
 
+def _check_ids(ids: list[str] | None, bank: Bank) -> tuple[str, ...]:
+    """The ids given with --id, each checked against the bank."""
+    for question_id in ids or ():
+        bank[question_id]  # BankError names the unknown id
+    return tuple(ids or ())
+
+
+def _interrupted(store: ProgressStore, bank: Bank) -> tuple[int, list[Question]] | None:
+    """The latest drill left unfinished with questions still to ask: its id and those questions."""
+    known = {q.id for q in bank}
+    for s in reversed(store.sessions()):
+        left = [bank[q] for q in s.left if q in known]
+        if left:
+            return s.id, left
+    return None
+
+
 def drill(
     section: SectionOpt = None,
     type_: Annotated[list[str] | None, typer.Option("--type", help="Only this question type (repeatable).")] = None,
     difficulty: DifficultyOpt = None,
+    ids: Annotated[list[str] | None, typer.Option("--id", help="Ask this question (repeatable, in order).")] = None,
     due: Annotated[bool, typer.Option("--due", help="Only questions due for review.")] = False,
     grill: Annotated[bool, typer.Option("--grill", help="Only the grill questions.")] = False,
+    order: Annotated[
+        str, typer.Option("--order", help="due: due, then new, then the rest · weakest: lowest recall first.")
+    ] = "due",
     count_: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Ask at most this many.")] = 10,
-    timer: Annotated[bool, typer.Option("--timer/--no-timer", help="Live countdown before answering.")] = True,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the last interrupted drill.")] = False,
+    timer: Annotated[bool, typer.Option("--timer/--no-timer", help="Show the time left while answering.")] = True,
     data_dir_: DataDirOpt = None,
     bank_dir: BankOpt = None,
 ) -> None:
-    """Timed practice: questions due first, graded at once, with the model answer and an "I knew it" override."""
+    """Timed practice: graded at once, with the model answer, an "I knew it" override and a summary at the end."""
     with _errors():
         bank = _bank(bank_dir)
-        filters = Filters(
-            _check_choices(section, tuple(SECTIONS), "--section"),
-            _check_choices(type_, get_args(QuestionType), "--type"),
-            _check_choices(difficulty, get_args(Difficulty), "--difficulty"),
-            due,
-            grill,
-            count_,
-        )
         folder = data_dir(data_dir_)
         with ProgressStore.open(folder) as store:
-            session = DrillSession(store, filters)
-            questions = session.questions(bank)
-            if not questions:
-                out.print("nothing to drill with these filters" + (" (nothing is due)" if due else ""))
-                return
-            answered = 0
-            try:
-                for index, question in enumerate(questions, 1):
-                    answered += _drill_one(session, question, index, len(questions), folder / "work", timer)
-            except (EOFError, KeyboardInterrupt):  # :quit, Ctrl-D or Ctrl-C: what was answered is already saved
-                out.print()
-            finally:
-                session.finish()
-            out.print(f"[bold]{answered}[/] answered · progress in {store.path}")
+            if resume:
+                found = _interrupted(store, bank)
+                if found is None:
+                    raise ProgressError(f"no interrupted drill to resume in {store.path}; start one with tfdojo drill")
+                session, questions = DrillSession(store, id=found[0]), found[1]
+            else:
+                filters = Filters(
+                    _check_choices(section, tuple(SECTIONS), "--section"),
+                    _check_choices(type_, get_args(QuestionType), "--type"),
+                    _check_choices(difficulty, get_args(Difficulty), "--difficulty"),
+                    due,
+                    grill,
+                    count_,
+                    _check_ids(ids, bank),
+                    _check_choices([order], ORDERS, "--order")[0],
+                )
+                questions = pick_questions(bank, _states(store, bank), filters)
+                if not questions:
+                    out.print("nothing to drill with these filters" + (" (nothing is due)" if due else ""))
+                    return
+                if _interrupted(store, bank):
+                    out.print("[dim]an earlier drill was interrupted: tfdojo drill --resume continues it[/]")
+                session = DrillSession(store, filters)
+                session.plan(questions)
+            _run_drill(session, questions, bank, folder / "work", timer)
 
 
-def _drill_one(session: DrillSession, question: Question, index: int, total: int, work: Path, timer: bool) -> int:
-    """Ask one question until it is answered (1) or skipped (0); an unreadable answer is asked for again."""
-    work_copy = None
-    if question.type == "coding":
-        starter, work_copy = starter_copy(question, work)
-        out.print(f"[dim]starter file: {starter}[/]")
+def _run_drill(session: DrillSession, questions: list[Question], bank: Bank, work: Path, timer: bool) -> None:
+    """Ask the questions in turn, then the summary; an interrupted drill stays open for --resume."""
+    grill_ids = [q.id for q in bank.grill]
+    before = count(session.states(bank), grill_ids)
+    done = session.store.session(session.id).asked
+    reader = make_reader()
+    skipped = 0
+    try:
+        for index, question in enumerate(questions, 1):
+            skipped += not _drill_one(session, reader, question, index, len(questions), work, timer)
+            done += 1
+            session.asked(done)
+        session.finish()
+    except (EOFError, KeyboardInterrupt):  # :quit, Ctrl-D or Ctrl-C: what was answered is already saved
+        out.print()
+    show_summary(session.submissions, skipped, before, count(session.states(bank), grill_ids))
+    left = session.store.session(session.id).left
+    if left:
+        out.print(f"{len(left)} questions left: [bold]tfdojo drill --resume[/] continues this drill")
+    out.print(f"[dim]progress in {session.store.path}[/]")
+
+
+def _drill_one(
+    session: DrillSession, reader: Reader, question: Question, index: int, total: int, work: Path, timer: bool
+) -> bool:
+    """Ask one question until it is answered (True) or skipped (False); an unreadable answer is asked for again."""
+    work_copy = starter_copy(question, work)[1] if question.type == "coding" else None
     show_question(question, index, total, work_copy)
     start = time.monotonic()
-    deadline = start + question.minutes * 60
-    if timer and sys.stdin.isatty():
-        countdown(deadline)
-    hinted = False
+    deadline = start + question.minutes * 60 if timer else None
+    multiline = question.type not in ("numeric", "coding")
+    hinted, draft = False, ""
+    last = session.submissions[-1].outcome if session.submissions else None
     while True:
-        read = read_answer(question, deadline, work_copy)
-        if read is None:
-            return 0
-        answer, hint_used = read
-        hinted = hinted or hint_used
+        reply = reader.read("", multiline, deadline, commands_help(question), draft)
+        if reply.command == QUIT:
+            raise EOFError
+        if reply.command == SKIP:
+            return False
+        if reply.command == HINT:
+            hinted = True
+            out.print(f"[cyan]hint:[/] {hint_for(question)}", highlight=False)
+            continue
+        if reply.command == WHY:
+            show_why(last)
+            continue
+        if reply.command == EDIT:
+            draft = _edit(draft, work_copy)
+            continue
         try:
-            if question.type == "coding":
-                answer = read_submission(answer)
-            submission = session.submit(question, answer, time.monotonic() - start, hinted)
+            if reply.command == IDK:
+                submission = session.dont_know(question, time.monotonic() - start, hinted)
+            else:
+                answer = reply.text or (str(work_copy) if work_copy is not None else "")
+                if not answer:
+                    continue
+                if question.type == "coding":
+                    answer = read_submission(answer)
+                with out.status("grading…", spinner="dots"):
+                    submission = session.submit(question, answer, time.monotonic() - start, hinted)
         except (AnswerParseError, ProgressError) as e:
             err.print(f"[yellow]{e}[/] — try again", highlight=False)
+            draft = reply.text if question.type != "coding" else ""
             continue
         show_result(submission)
-        ask_override(session, submission)
-        return 1
+        _ask_override(session, reader, submission)
+        return True
+
+
+def _edit(draft: str, work_copy: Path | None) -> str:
+    """Open $EDITOR: on the working copy of a coding question (then Enter submits it), else on the draft answer."""
+    if work_copy is not None:
+        click.edit(filename=str(work_copy))
+        return ""
+    edited = click.edit(draft or "", extension=".md", require_save=False)
+    return (edited or "").strip()
+
+
+def _ask_override(session: DrillSession, reader: Reader, submission: Submission) -> None:
+    """Let the user overrule the grader: k = I knew it, d = I didn't, w = why, Enter keeps the grade."""
+    while True:
+        choice = reader.read("", False, None, "Enter keeps the grade · k = I knew it · d = I didn't · w = why")
+        key = choice.text.strip().lower()
+        if key == "w" or choice.command == WHY:
+            show_why(submission.outcome)
+            continue
+        if key in ("k", "d"):
+            session.override(submission, knew=key == "k")
+            out.print("[dim]recorded: " + ("you knew it" if key == "k" else "you didn't") + "[/]")
+        return
 
 
 # overview commands
@@ -140,7 +242,7 @@ def map_(data_dir_: DataDirOpt = None, bank_dir: BankOpt = None) -> None:
     """The bank by section × type: practiced / total questions in each cell, ★ mastered."""
     with _errors():
         bank = _bank(bank_dir)
-        with ProgressStore.open(data_dir_) as store:
+        with ProgressStore.open(data_dir_, read_only=True) as store:
             states = _states(store, bank)
         types = sorted({q.type for q in bank})
         table = Table(title=f"{len(bank)} questions · practiced/total, ★ mastered", show_lines=False)
@@ -167,7 +269,7 @@ def checklist(data_dir_: DataDirOpt = None, bank_dir: BankOpt = None) -> None:
     """The review checklist: per section, the grill questions and where you stand on each."""
     with _errors():
         bank = _bank(bank_dir)
-        with ProgressStore.open(data_dir_) as store:
+        with ProgressStore.open(data_dir_, read_only=True) as store:
             states = _states(store, bank)
         counters = count(states, [q.id for q in bank.grill])
         out.print(f"[bold]grill readiness: {counters.grill_readiness}[/]")
@@ -187,7 +289,7 @@ def progress(as_json: JsonOpt = False, data_dir_: DataDirOpt = None, bank_dir: B
     """Counters (practiced, cold, mastered, due), grill readiness and recent history."""
     with _errors():
         bank = _bank(bank_dir)
-        with ProgressStore.open(data_dir_) as store:
+        with ProgressStore.open(data_dir_, read_only=True) as store:
             attempts = store.attempts()
             states = question_states([q.id for q in bank], attempts, store.cards(), _now())
             path = store.path
@@ -235,6 +337,46 @@ def progress(as_json: JsonOpt = False, data_dir_: DataDirOpt = None, bank_dir: B
         out.print(f"[dim]{path}[/]")
 
 
+def history(
+    question: Annotated[list[str] | None, typer.Argument(help="Only these question ids.")] = None,
+    section: SectionOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most this many.")] = 20,
+    as_json: JsonOpt = False,
+    data_dir_: DataDirOpt = None,
+    bank_dir: BankOpt = None,
+) -> None:
+    """Past attempts, newest first: when, question, label, score, time and what you answered."""
+    with _errors():
+        from tfdojo.practice.history import as_json as attempt_json
+        from tfdojo.practice.history import select, shown_label
+
+        bank = _bank(bank_dir)
+        sections = _check_choices(section, tuple(SECTIONS), "--section")
+        with ProgressStore.open(data_dir_, read_only=True) as store:
+            chosen = select(store.attempts(), bank, _check_ids(question, bank), sections)[:limit]
+        if as_json:
+            out.print_json(json.dumps([attempt_json(a) for a in chosen], ensure_ascii=False))
+            return
+        if not chosen:
+            out.print("no attempts yet with these filters")
+            return
+        full = bool(question)  # one question asked for: show whole answers
+        table = Table(title=f"{len(chosen)} attempts, newest first", show_lines=full)
+        for column in ("when", "question", "verdict", "score", "time", "answer"):
+            table.add_column(column, overflow="fold")
+        for a in chosen:
+            answer = a.answer if full else a.answer.replace("\n", " ")[:60]
+            table.add_row(
+                a.at.strftime("%Y-%m-%d %H:%M"),
+                a.question_id,
+                shown_label(a),
+                f"{a.score:.2f}",
+                clock(a.seconds),
+                Text(answer),
+            )
+        out.print(table)
+
+
 # export / import
 
 
@@ -254,7 +396,7 @@ def export(
             return
         from tfdojo.practice.transfer import export_progress
 
-        with ProgressStore.open(data_dir_) as store:
+        with ProgressStore.open(data_dir_, read_only=True) as store:
             text = json.dumps(export_progress(store, _now()), indent=1, ensure_ascii=False)
         if path is None:
             sys.stdout.write(text + "\n")
@@ -269,12 +411,14 @@ def export(
 def import_(
     path: Annotated[Path, typer.Argument(help="A JSON file written by `tfdojo export`.")],
     data_dir_: DataDirOpt = None,
+    bank_dir: BankOpt = None,
 ) -> None:
     """Merge exported progress into this machine's (attempts already here are not duplicated)."""
     with _errors():
-        from tfdojo.practice.transfer import import_progress, read_progress_file
+        from tfdojo.practice.transfer import check_document, import_progress, read_progress_file
 
         document = read_progress_file(path)
+        check_document(document, [q.id for q in _bank(bank_dir)], _now(), path)
         with ProgressStore.open(data_dir_) as store:
             attempts, sessions = import_progress(store, document)
         skipped = len(document.attempts) - attempts
@@ -286,6 +430,7 @@ COMMANDS = {
     "map": map_,
     "checklist": checklist,
     "progress": progress,
+    "history": history,
     "export": export,
     "import": import_,
 }

@@ -19,11 +19,12 @@ from datetime import date, datetime
 
 from fsrs import Card
 
-from tfdojo.practice.scheduler import effective_verdict
+from tfdojo.practice.scheduler import SpacedRepetition, effective_verdict
 from tfdojo.practice.store import Attempt, utc
 
 MASTERY_STABILITY_DAYS = 21.0
 MASTERY_COLD_STREAK = 3
+_FSRS = SpacedRepetition()
 
 
 def is_right(attempt: Attempt) -> bool:
@@ -42,6 +43,7 @@ class QuestionState:
     due: bool = False
     due_at: datetime | None = None
     last_verdict: str | None = None
+    recall: float | None = None  # FSRS probability of recalling it now; None when never reviewed
 
     @property
     def practiced(self) -> bool:
@@ -71,6 +73,7 @@ def question_state(question_id: str, attempts: list[Attempt], card: Card | None,
         due=due_at is not None and due_at <= utc(now),
         due_at=due_at,
         last_verdict=effective_verdict(attempts[-1].verdict, attempts[-1].override),
+        recall=_FSRS.recall(card, utc(now)) if card is not None else None,
     )
 
 

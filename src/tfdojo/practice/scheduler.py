@@ -58,6 +58,10 @@ class SpacedRepetition:
         updated, _log = self._fsrs.review_card(card, rating, review_datetime=when)
         return updated
 
+    def recall(self, card: Card, now: datetime) -> float:
+        """The probability of recalling the card's question at ``now`` (FSRS retrievability, 0–1)."""
+        return float(self._fsrs.get_card_retrievability(card, current_datetime=now))
+
     def replay(self, question_id: str, reviews: Iterable[tuple[datetime, Rating]]) -> Card | None:
         """The card built from a question's reviews in time order; None when there are none."""
         card = None

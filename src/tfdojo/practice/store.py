@@ -12,6 +12,7 @@ the attempts inside the same transaction.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -52,6 +53,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "UPDATE sessions SET uid = lower(hex(randomblob(16)))",
         "CREATE UNIQUE INDEX sessions_by_uid ON sessions (uid)",
     ),
+    (  # v3: the why of each grade (JSON); a session's planned questions and how many were asked, to resume it
+        "ALTER TABLE attempts ADD COLUMN why TEXT",
+        "ALTER TABLE sessions ADD COLUMN plan TEXT",
+        "ALTER TABLE sessions ADD COLUMN asked INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -79,7 +85,8 @@ class Attempt:
     """One answer to one question: what was said, how it was graded, and how it was given.
 
     ``cold``: the first try at this question in its session, with no hint. ``override``: "knew" / "didnt"
-    when the user replaced the grade. ``rating``: the FSRS rating the attempt gave the card (1–4).
+    when the user replaced the grade. ``rating``: the FSRS rating the attempt gave the card (1–4). ``why``: the
+    grader's evidence as JSON-able data (None for attempts graded before it was kept).
     """
 
     question_id: str
@@ -94,17 +101,25 @@ class Attempt:
     override: str | None = None
     session_id: int | None = None
     uid: str = field(default_factory=_new_uid)
+    why: Any = None  # JSON-able evidence behind the grade (which sentence matched which point, …)
 
 
 @dataclass(frozen=True)
 class Session:
-    """A drill session: when it ran and the filters that chose its questions."""
+    """A drill session: when it ran, the filters that chose its questions, its plan and how far it got."""
 
     id: int
     uid: str
     started_at: datetime
     ended_at: datetime | None
     filters: dict[str, Any]
+    plan: tuple[str, ...] = ()
+    asked: int = 0
+
+    @property
+    def left(self) -> tuple[str, ...]:
+        """The planned questions not asked yet (empty for a finished session)."""
+        return () if self.ended_at is not None else self.plan[self.asked :]
 
 
 def _attempt(row: sqlite3.Row) -> Attempt:
@@ -121,7 +136,24 @@ def _attempt(row: sqlite3.Row) -> Attempt:
         override=row["override"],
         session_id=row["session_id"],
         uid=row["uid"],
+        why=json.loads(row["why"]) if row["why"] else None,
     )
+
+
+def _session(row: sqlite3.Row) -> Session:
+    return Session(
+        row["id"],
+        row["uid"],
+        datetime.fromisoformat(row["started_at"]),
+        datetime.fromisoformat(row["ended_at"]) if row["ended_at"] else None,
+        json.loads(row["filters"]),
+        tuple(json.loads(row["plan"])) if row["plan"] else (),
+        row["asked"],
+    )
+
+
+class _Probe(Exception):
+    """Raised to roll back the write that checks a database is writable."""
 
 
 def _moving_advice(path: Path) -> str:
@@ -131,30 +163,88 @@ def _moving_advice(path: Path) -> str:
     )
 
 
-class ProgressStore:
-    """The progress database at ``path`` (created and migrated on open); use as a context manager."""
+def _is_read_only(error: sqlite3.Error) -> bool:
+    """Whether SQLite refused a write because the file or its folder is read-only."""
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_READONLY
 
-    def __init__(self, path: Path, scheduler: SpacedRepetition | None = None) -> None:
+
+def read_only_error(path: Path) -> ProgressError:
+    """The error for a write to a progress database that cannot be written."""
+    return ProgressError(
+        f"the progress database {path} is read-only: this command records progress and cannot write there; "
+        f"make it and its folder writable (chmod u+w), or pass --data-dir / set {ENV_HOME} to use another folder"
+    )
+
+
+def _copy_read_only(path: Path, memory: sqlite3.Connection) -> None:
+    """Copy the database at ``path`` into ``memory`` without writing anything beside it.
+
+    ``mode=ro`` reads the write-ahead log too; where SQLite cannot set up its shared memory for that (a read-only
+    folder), the file is read as immutable, which is exact when no log is left over.
+    """
+    for query in ("mode=ro", "immutable=1"):
+        source = sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True, timeout=10)
+        try:
+            source.backup(memory)
+            return
+        except sqlite3.OperationalError as e:
+            if not _is_read_only(e) and "unable to open" not in str(e):
+                raise
+        finally:
+            source.close()
+    raise sqlite3.DatabaseError("SQLite could not read it without writing")
+
+
+class ProgressStore:
+    """The progress database at ``path`` (created and migrated on open); use as a context manager.
+
+    ``read_only=True`` is for commands that only read: the file is opened with ``mode=ro`` and copied into
+    memory (where an older schema is migrated), so a database on a read-only disk or with read-only
+    permissions still shows its progress; a missing file reads as empty and is not created.
+    """
+
+    def __init__(self, path: Path, scheduler: SpacedRepetition | None = None, read_only: bool = False) -> None:
         self.path = Path(path)
         self.scheduler = scheduler or SpacedRepetition()
+        self.read_only = read_only
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        except (OSError, sqlite3.Error) as e:
+            self._db = self._connect()
+        except sqlite3.Error as e:
+            if _is_read_only(e):
+                raise read_only_error(self.path) from None
+            raise ProgressError(f"cannot open the progress database {self.path}: {e}") from None
+        except OSError as e:
             raise ProgressError(f"cannot open the progress database {self.path}: {e}") from None
         self._db.row_factory = sqlite3.Row
         try:
             self._check_and_migrate()
         except sqlite3.DatabaseError as e:
             self._db.close()
+            if _is_read_only(e):
+                raise read_only_error(self.path) from None
             raise ProgressError(
                 f"{self.path} is not a readable tfdojo progress database ({e}); {_moving_advice(self.path)}"
             ) from None
 
+    def _connect(self) -> sqlite3.Connection:
+        if not self.read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        memory = sqlite3.connect(":memory:", isolation_level=None)
+        if self.path.exists():
+            try:
+                _copy_read_only(self.path, memory)
+            except sqlite3.DatabaseError as e:
+                memory.close()
+                raise ProgressError(
+                    f"{self.path} is not a readable tfdojo progress database ({e}); {_moving_advice(self.path)}"
+                ) from None
+        return memory
+
     @classmethod
-    def open(cls, folder: Path | None = None) -> ProgressStore:
-        """The store in the data folder (see :func:`data_dir`)."""
-        return cls(data_dir(folder) / FILE_NAME)
+    def open(cls, folder: Path | None = None, read_only: bool = False) -> ProgressStore:
+        """The store in the data folder (see :func:`data_dir`); ``read_only`` for commands that only read."""
+        return cls(data_dir(folder) / FILE_NAME, read_only=read_only)
 
     def _check_and_migrate(self) -> None:
         check = self._db.execute("PRAGMA quick_check").fetchone()[0]
@@ -167,14 +257,19 @@ class ProgressStore:
                 f"{self.path} was written by a newer tfdojo (schema v{version}; this one knows v{SCHEMA_VERSION}); "
                 "upgrade tfdojo, or pass --data-dir to use another folder"
             )
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = FULL")
+        if not self.read_only:
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
         self._db.execute("PRAGMA foreign_keys = ON")
         for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
             with self.transaction():
                 for statement in statements:
                     self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {number}")
+        if not self.read_only:  # a write that is rolled back: fail now, with the path, not at the first answer
+            with contextlib.suppress(_Probe), self.transaction():
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                raise _Probe
 
     @property
     def schema_version(self) -> int:
@@ -184,7 +279,12 @@ class ProgressStore:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed (and synced) on success, rolled back on any error."""
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if _is_read_only(e):
+                raise read_only_error(self.path) from None
+            raise
         try:
             yield self._db
         except BaseException:
@@ -213,6 +313,16 @@ class ProgressStore:
             )
         return int(cursor.lastrowid or 0)
 
+    def set_plan(self, session_id: int, plan: Iterable[str]) -> None:
+        """Store the ids of the questions a session will ask, in order."""
+        with self.transaction() as db:
+            db.execute("UPDATE sessions SET plan = ? WHERE id = ?", (json.dumps(list(plan)), session_id))
+
+    def set_asked(self, session_id: int, asked: int) -> None:
+        """Record how many of the session's planned questions were asked (answered or skipped)."""
+        with self.transaction() as db:
+            db.execute("UPDATE sessions SET asked = ? WHERE id = ?", (asked, session_id))
+
     def end_session(self, session_id: int, now: datetime) -> None:
         """Mark a session finished."""
         with self.transaction() as db:
@@ -220,17 +330,14 @@ class ProgressStore:
 
     def sessions(self) -> list[Session]:
         """Every session, oldest first."""
-        rows = self._db.execute("SELECT * FROM sessions ORDER BY started_at, id").fetchall()
-        return [
-            Session(
-                r["id"],
-                r["uid"],
-                datetime.fromisoformat(r["started_at"]),
-                datetime.fromisoformat(r["ended_at"]) if r["ended_at"] else None,
-                json.loads(r["filters"]),
-            )
-            for r in rows
-        ]
+        return [_session(r) for r in self._db.execute("SELECT * FROM sessions ORDER BY started_at, id")]
+
+    def session(self, session_id: int) -> Session:
+        """One session by id."""
+        row = self._db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        if row is None:
+            raise ProgressError(f"no session {session_id} in {self.path}")
+        return _session(row)
 
     # attempts and cards
 
@@ -283,7 +390,7 @@ class ProgressStore:
     def _insert(self, db: sqlite3.Connection, a: Attempt) -> bool:
         cursor = db.execute(
             "INSERT OR IGNORE INTO attempts (uid, question_id, at, answer, verdict, score, rating, cold, hint_used,"
-            " override, seconds, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " override, seconds, session_id, why) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 a.uid,
                 a.question_id,
@@ -297,6 +404,7 @@ class ProgressStore:
                 a.override,
                 a.seconds,
                 a.session_id,
+                json.dumps(a.why) if a.why is not None else None,
             ),
         )
         return cursor.rowcount == 1
@@ -304,7 +412,10 @@ class ProgressStore:
     def _refresh_card(self, db: sqlite3.Connection, question_id: str) -> None:
         """Rebuild a question's card by replaying its attempts (a handful per question: cheap and exact)."""
         rows = db.execute("SELECT at, rating FROM attempts WHERE question_id = ?", (question_id,)).fetchall()
-        card = self.scheduler.replay(question_id, ((datetime.fromisoformat(r[0]), Rating(r[1])) for r in rows))
+        try:
+            card = self.scheduler.replay(question_id, ((datetime.fromisoformat(r[0]), Rating(r[1])) for r in rows))
+        except OverflowError:
+            raise ProgressError(f"attempts at {question_id!r} are dated too far in the future to schedule") from None
         if card is None:
             db.execute("DELETE FROM cards WHERE question_id = ?", (question_id,))
             return

@@ -1,103 +1,63 @@
-"""The terminal side of a drill: the question panel, a live countdown, reading the answer, the result card."""
+"""The terminal side of a drill: the question panel, the result card, the why of a grade, the session summary."""
 
 from __future__ import annotations
 
-import sys
-import threading
-import time
-from pathlib import Path
+from typing import Any
 
 from rich.console import Console
-from rich.live import Live
 from rich.markdown import Markdown
 from rich.panel import Panel
+from rich.table import Table
 from rich.text import Text
 
 from tfdojo.practice.code import load_exercise
+from tfdojo.practice.counters import Counters
+from tfdojo.practice.line_editor import EDIT, HINT, IDK, QUIT, SKIP, SUBMIT_HELP, WHY, clock
+from tfdojo.practice.scheduler import effective_verdict
 from tfdojo.practice.schema import SECTIONS, Question
-from tfdojo.practice.session import DrillSession, Submission, hint_for
+from tfdojo.practice.session import Outcome, Submission
 
 out = Console()
 
-VERDICT_STYLE = {"correct": "green", "partial": "yellow", "close": "yellow", "uncertain": "cyan", "incorrect": "red"}
-QUIT, SKIP, HINT = ":quit", ":skip", ":hint"
+LABEL_STYLE = {"correct": "green", "partial": "yellow", "close": "yellow", "incorrect": "red"}
 
 
-def clock(seconds: float) -> str:
-    """Seconds as m:ss (negative once the time is up)."""
-    sign = "-" if seconds < 0 else ""
-    s = int(abs(seconds))
-    return f"{sign}{s // 60}:{s % 60:02d}"
+def commands_help(question: Question) -> str:
+    """The commands and the submit gesture for this type of question, one line."""
+    if question.type == "coding":
+        submit = f"Enter submits your copy · {EDIT} opens it in $EDITOR"
+    elif question.type == "numeric":
+        submit = "Enter submits"
+    else:
+        submit = SUBMIT_HELP
+    return f"{submit} · {HINT} {IDK} (I don't know) {WHY} {SKIP} {QUIT}"
 
 
-def countdown(deadline: float) -> None:
-    """Think time with a live countdown until Enter is pressed (only on a terminal)."""
-    pressed = threading.Event()
-
-    def wait_for_enter() -> None:
-        sys.stdin.readline()
-        pressed.set()
-
-    threading.Thread(target=wait_for_enter, daemon=True).start()
-
-    def view() -> Text:
-        left = deadline - time.monotonic()
-        style = "bold green" if left > 60 else "bold yellow" if left > 0 else "bold red"
-        return Text.assemble(("⏱ ", ""), (clock(left), style), "  think it through, then press Enter to answer")
-
-    with Live(view(), console=out, transient=True, refresh_per_second=4) as live:
-        while not pressed.wait(0.25):
-            live.update(view())
-
-
-def read_answer(question: Question, deadline: float, work_copy: Path | None) -> tuple[str, bool] | None:
-    """The answer typed (None to skip), and whether a hint was asked for; raises EOFError on :quit or Ctrl-D."""
-    hint_used = False
-    lines: list[str] = []
-    single_line = question.type in ("numeric", "coding")
-    while True:
-        line = out.input(f"[dim]{clock(deadline - time.monotonic())} left[/] > ")
-        command = line.strip().lower()
-        if command == QUIT:
-            raise EOFError
-        if command == SKIP:
-            return None
-        if command == HINT:
-            hint_used = True
-            out.print(f"[cyan]hint:[/] {hint_for(question)}")
-            continue
-        if single_line:
-            if question.type == "coding" and not line.strip() and work_copy is not None:
-                line = str(work_copy)
-            if line.strip():
-                return line.strip(), hint_used
-            continue
-        if not line.strip() and lines:
-            return "\n".join(lines), hint_used
-        if line.strip():
-            lines.append(line)
-
-
-def show_question(question: Question, index: int, total: int, work_copy: Path | None) -> None:
-    """The question panel and how to answer it."""
+def show_question(question: Question, index: int, total: int, work_copy: Any = None) -> None:
+    """The question panel, the exercise statement for a coding question, and how to answer."""
     title = f"[{index}/{total}] {SECTIONS[question.section]} · {question.type} · {question.difficulty}"
     out.print(Panel(Markdown(question.prompt), title=title, subtitle=f"~{question.minutes} min", expand=False))
-    if work_copy is not None:
-        out.print(f"your copy of the starter: [bold]{work_copy}[/] — edit it, then press Enter (or give a path)")
+    if question.type == "coding":
+        out.print(Panel(Markdown(load_exercise(question.id).statement), title="exercise", expand=False))
+        out.print(f"your fresh copy of the starter: [bold]{work_copy}[/] — edit it, then press Enter (or give a path)")
     elif question.type == "numeric":
         out.print("[dim]one number with its unit (e.g. 2.5 GiB); working is fine if it ends with '= answer'[/]")
     else:
-        out.print("[dim]write your answer; an empty line submits[/]")
-    out.print(f"[dim]{HINT} for a hint (the attempt is then not cold) · {SKIP} · {QUIT}[/]")
+        out.print("[dim]write your answer in English[/]")
+    out.print(f"[dim]{commands_help(question)}[/]", highlight=False)
+
+
+def flag(outcome: Outcome) -> str:
+    """A note when the grader was unsure (its verdict was "uncertain"): the learner should check."""
+    return " · [cyan]unsure: check it against the model answer[/]" if outcome.verdict == "uncertain" else ""
 
 
 def show_result(submission: Submission) -> None:
-    """The verdict with the grader's feedback, then the model-answer card."""
+    """The label (correct / partial / close / incorrect) with the grader's feedback, then the model-answer card."""
     outcome, q = submission.outcome, submission.question
-    style = VERDICT_STYLE.get(outcome.verdict, "white")
-    out.print(
-        Panel(Text(outcome.feedback), title=f"[{style}]{outcome.verdict}[/] · score {outcome.score:.2f}", expand=False)
-    )
+    style = LABEL_STYLE.get(outcome.label, "white")
+    title = f"[{style}]{outcome.label}[/] · score {outcome.score:.2f}{flag(outcome)}"
+    out.print(Panel(Text(outcome.feedback), title=title, expand=False))
     card = [f"**{q.short_answer}**", "", q.explanation, "", "Common mistakes:"]
     card += [f"- {m}" for m in q.mistakes]
     if q.type == "coding":  # the mistakes its hidden tests are known to catch, one per mutant
@@ -107,9 +67,52 @@ def show_result(submission: Submission) -> None:
     out.print(Panel(Markdown("\n".join(card)), title="model answer", expand=False))
 
 
-def ask_override(drill: DrillSession, submission: Submission) -> None:
-    """Let the user overrule the grader: k = I knew it, d = I didn't, Enter keeps the grade."""
-    choice = out.input("[dim]Enter keeps the grade · k = I knew it · d = I didn't[/] > ").strip().lower()
-    if choice in ("k", "d"):
-        drill.override(submission, knew=choice == "k")
-        out.print("[dim]recorded: " + ("you knew it" if choice == "k" else "you didn't") + "[/]")
+def show_why(outcome: Outcome | None) -> None:
+    """The evidence behind the last grade: which sentence matched which point (or the numbers, or the tests)."""
+    why = outcome.why if outcome is not None else None
+    if not why:
+        out.print("[dim]no grade to explain yet[/]")
+        return
+    if "points" in why:
+        table = Table(title="why this grade", show_lines=True)
+        for column in ("point", "status", "your sentence", "similarity"):
+            table.add_column(column)
+        for p in why["points"]:
+            table.add_row(p["point"], p["status"], p.get("sentence") or "—", f"{p.get('similarity', 0):.2f}")
+        for m in why.get("misconceptions", []):
+            table.add_row(m["misconception"], "misconception", m["sentence"], f"{m['similarity']:.2f}")
+        out.print(table)
+        if why.get("ungraded"):
+            out.print(f"[yellow]not graded: {why['ungraded']}[/]")
+    elif "tests" in why:
+        for t in why["tests"]:
+            message = f": {t['message']}" if t["message"] else ""
+            out.print(("[green]✔[/] " if t["ok"] else "[red]✘[/] ") + t["name"] + message, highlight=False)
+    elif "read" in why:
+        error = why["relative_error"]
+        off = f"{error:.1%}" if error is not None else "a different kind of quantity"
+        out.print(f"read {why['read']!r}; expected {why['expected']:.4g} {why['unit']}; off by {off}")
+        out.print(why["derivation"], highlight=False)
+    else:
+        out.print(why, highlight=False)
+
+
+def show_summary(submissions: list[Submission], skipped: int, before: Counters, after: Counters) -> None:
+    """The end of a drill: each answer's label and time, then readiness before → after."""
+    if submissions:
+        table = Table(title="this session")
+        for column in ("question", "verdict", "score", "time"):
+            table.add_column(column)
+        for s in submissions:
+            label = effective_verdict(s.outcome.label, s.attempt.override)
+            shown = label + (" (overridden)" if s.attempt.override else "")
+            style = LABEL_STYLE.get(label, "white")
+            table.add_row(s.question.id, f"[{style}]{shown}[/]", f"{s.outcome.score:.2f}", clock(s.attempt.seconds))
+        out.print(table)
+    right = sum(effective_verdict(s.outcome.label, s.attempt.override) == "correct" for s in submissions)
+    out.print(f"[bold]{len(submissions)}[/] answered, {right} right" + (f", {skipped} skipped" if skipped else ""))
+    out.print(
+        f"readiness: grill {before.grill_readiness} → [bold]{after.grill_readiness}[/] · "
+        f"practiced {before.practiced} → {after.practiced} · cold {before.cold} → {after.cold} · "
+        f"mastered {before.mastered} → {after.mastered}"
+    )

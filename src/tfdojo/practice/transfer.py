@@ -2,14 +2,17 @@
 
 The file holds sessions and attempts (the history) and, for other tools, each question's FSRS card. Cards are
 derived: import rebuilds them from the merged attempts. A file that is not valid JSON or not in this layout is
-rejected whole, with the field at fault, before anything is written.
+rejected whole, with the field at fault, before anything is written: unknown verdicts, scores that are not numbers
+in [0, 1], attempts dated in the future, questions this bank does not have. A file in a newer format says so.
+Version 2 added each attempt's ``why`` (the grader's evidence); version 1 files are still read.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +22,9 @@ from tfdojo.errors import ProgressError
 from tfdojo.practice.store import Attempt, ProgressStore, Session
 
 FORMAT = "tfdojo-progress"
-VERSION = 1
+VERSION = 2
+VERDICTS = ("correct", "partial", "close", "incorrect", "uncertain")
+CLOCK_SKEW = timedelta(days=1)  # an attempt may be this much later than the export (clocks of two machines)
 
 
 class SessionRecord(BaseModel):
@@ -42,14 +47,15 @@ class AttemptRecord(BaseModel):
     question_id: str = Field(min_length=1)
     at: datetime
     answer: str
-    verdict: str
-    score: float
+    verdict: Literal["correct", "partial", "close", "incorrect", "uncertain"]
+    score: float = Field(ge=0, le=1, allow_inf_nan=False)
     rating: int = Field(ge=1, le=4)
     cold: bool
     hint_used: bool
-    seconds: float = Field(ge=0)
+    seconds: float = Field(ge=0, allow_inf_nan=False)
     override: Literal["knew", "didnt"] | None = None
     session: str | None = None
+    why: Any = None
 
 
 class ProgressFile(BaseModel):
@@ -58,7 +64,7 @@ class ProgressFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format: Literal["tfdojo-progress"]
-    version: Literal[1]
+    version: Literal[1, 2]
     exported_at: datetime
     sessions: list[SessionRecord]
     attempts: list[AttemptRecord]
@@ -105,6 +111,14 @@ def read_progress_file(path: Path) -> ProgressFile:
         raise ProgressError(f"cannot read {path}: {e}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ProgressError(f"{path} is not a JSON file ({e}); give a file written by `tfdojo export`") from None
+    except RecursionError:
+        raise ProgressError(f"{path} is nested too deeply to be a tfdojo progress export; nothing imported") from None
+    version = raw.get("version") if isinstance(raw, dict) and raw.get("format") == FORMAT else None
+    if isinstance(version, int) and version > VERSION:
+        raise ProgressError(
+            f"{path} was made by a newer tfdojo (export format v{version}; this one reads up to v{VERSION}); "
+            "upgrade tfdojo to import it"
+        )
     try:
         return ProgressFile.model_validate(raw)
     except ValidationError as e:
@@ -112,6 +126,24 @@ def read_progress_file(path: Path) -> ProgressFile:
             f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in e.errors()[:3]
         )
         raise ProgressError(f"{path} is not a tfdojo progress export: {problems}; nothing was imported") from None
+
+
+def check_document(document: ProgressFile, question_ids: Iterable[str], now: datetime, path: Path) -> None:
+    """Refuse a file with attempts dated in the future or at questions this bank does not have."""
+    future = [a for a in document.attempts if a.at > now + CLOCK_SKEW]
+    if future:
+        raise ProgressError(
+            f"{path}: attempt {future[0].uid} is dated {future[0].at.isoformat()}, in the future; "
+            "fix the date or the clock of the machine that made it; nothing was imported"
+        )
+    known = set(question_ids)
+    unknown = sorted({a.question_id for a in document.attempts} - known)
+    if unknown:
+        listed = ", ".join(repr(q) for q in unknown[:3]) + (" …" if len(unknown) > 3 else "")
+        raise ProgressError(
+            f"{path} has attempts at {len(unknown)} questions not in this bank ({listed}); "
+            "import it with the bank it was made with (--bank), or not at all; nothing was imported"
+        )
 
 
 def import_progress(store: ProgressStore, document: ProgressFile) -> tuple[int, int]:
