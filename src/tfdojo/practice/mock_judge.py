@@ -17,7 +17,7 @@ from tfdojo.practice.schema import Question
 from tfdojo.practice.session import DrillSession, Graders, Outcome, Submission
 from tfdojo.practice.store import ProgressStore
 
-WhyKind = Literal["covered", "missed", "uncertain", "misconception", "numeric"]
+WhyKind = Literal["covered", "contradicted", "missed", "uncertain", "misconception", "numeric"]
 
 
 @dataclass(frozen=True)
@@ -62,17 +62,21 @@ def _free_text(rubric: Rubric, answer: str) -> Judgement:
     from tfdojo.practice.grading.free_text import grade_free_text
 
     g = grade_free_text(rubric, answer)
+    contradicted = getattr(g, "contradicted", ())  # stated wrongly: a wrong version of the point was closer
     why = [WhyLine("covered", m.point.text, m.clause, m.similarity, "alias" if m.by_alias else "") for m in g.covered]
+    why += [WhyLine("contradicted", m.point.text, m.clause, m.similarity, "stated wrongly") for m in contradicted]
     why += [WhyLine("uncertain", m.point.text, m.clause, m.similarity, "stated with a negation") for m in g.uncertain]
     why += [WhyLine("missed", m.point.text, None, m.similarity) for m in g.missed]
-    why += [WhyLine("misconception", m.misconception.text, m.clause, m.similarity, m.misconception.feedback) for m in
-            g.misconceptions]  # fmt: skip
+    why += [
+        WhyLine("misconception", m.misconception.text, m.clause, m.similarity, m.misconception.feedback)
+        for m in g.misconceptions
+    ]
     return Judgement(
         g.shown if g.verdict == "uncertain" else g.verdict,
         g.score,
         g.feedback,
         tuple(why),
-        tuple(m.point for m in g.missed),
+        tuple(m.point for m in (*contradicted, *g.missed)),
         tuple(m.misconception for m in g.misconceptions),
     )
 
