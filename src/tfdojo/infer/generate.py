@@ -10,6 +10,7 @@ Works with any decoder whose forward is ``model(input_ids, positions=, attention
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -167,6 +168,12 @@ def _left_pad(prompts: list[list[int]], pad_id: int) -> tuple[Tensor, Tensor | N
     return ids, (None if bool(mask.all()) else mask)
 
 
+def _stretches_context(config: object) -> bool:
+    """Whether the model's RoPE is dynamic NTK, the one scaling meant to run past the trained context."""
+    scaling = getattr(config, "rope_scaling", None)  # families without RoPE have no such field
+    return scaling is not None and scaling.kind == "dynamic"
+
+
 def _check_request(model: nn.Module, prompts: list[list[int]], max_new_tokens: int) -> None:
     if max_new_tokens < 1:
         raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
@@ -174,7 +181,13 @@ def _check_request(model: nn.Module, prompts: list[list[int]], max_new_tokens: i
         raise ConfigError("a prompt is empty: give at least one token (e.g. the BOS token or some text)")
     limit = model.config.max_seq_len
     longest = max(len(p) for p in prompts)
-    if longest + max_new_tokens > limit:
+    if longest + max_new_tokens > limit and _stretches_context(model.config):
+        warnings.warn(
+            f"generating up to {longest + max_new_tokens} positions, past the {limit} the model was trained on; "
+            "dynamic NTK RoPE rescales its frequencies to reach them, and quality falls the further it goes",
+            stacklevel=3,
+        )
+    elif longest + max_new_tokens > limit:
         raise ContextLengthError(
             f"the prompt has {longest} tokens and {max_new_tokens} new tokens were asked for, "
             f"{longest + max_new_tokens} in all, but the model's context is {limit} tokens; "
