@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -12,10 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-import uvicorn
-
+from tfdojo.app import background
 from tfdojo.app.config import WebConfig
-from tfdojo.app.server import create_app
 from tfdojo.app.trainer import Trainer
 
 
@@ -79,17 +75,5 @@ class Live:
 def serve(config: WebConfig, trainer: Trainer | None = None) -> Iterator[Live]:
     """Serve ``config`` (its port must be free) until the block ends."""
     trainer = trainer or Trainer(config)
-    server = uvicorn.Server(uvicorn.Config(create_app(config, trainer), host=config.host, port=config.port,
-                                           log_level="warning", access_log=False))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield Live(f"http://{config.host}:{config.port}", trainer)
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with background.serve(config, trainer) as url:
+        yield Live(url, trainer)
