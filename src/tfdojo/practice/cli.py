@@ -223,8 +223,10 @@ def _edit(draft: str, work_copy: Path | None) -> str:
 
 def _ask_override(session: DrillSession, reader: Reader, submission: Submission) -> None:
     """Let the user overrule the grader: k = I knew it, d = I didn't, w = why, Enter keeps the grade."""
+    keys = "Enter keeps the grade · k = I knew it · d = I didn't · w = why"
+    out.print(f"[dim]{keys}[/]")
     while True:
-        choice = reader.read("", False, None, "Enter keeps the grade · k = I knew it · d = I didn't · w = why")
+        choice = reader.read("", False, None, keys)
         key = choice.text.strip().lower()
         if key == "w" or choice.command == WHY:
             show_why(submission.outcome)
