@@ -1,20 +1,16 @@
-"""Grading a coding submission: the static forbidden-API check, then the hidden tests in the sandbox."""
+"""Grading a coding submission: the static forbidden-API check, then the judge calling it in the sandbox."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import signal
-import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from tfdojo.practice.code.exercises import Exercise, load_exercise
 from tfdojo.practice.code.forbidden import find_forbidden
-from tfdojo.practice.code.sandbox import SandboxLimits, SandboxRun, run_sandboxed, runner_argv
+from tfdojo.practice.code.sandbox import MB, Containment, SandboxLimits, SandboxRun, run_sandboxed
 
 Verdict = Literal["passed", "failed", "error", "timeout", "memory", "forbidden", "killed"]
 # When tests disagree, the verdict is the most serious outcome seen.
@@ -42,6 +38,7 @@ class CodeGrade:
     tests: tuple[TestResult, ...]
     feedback: str
     seconds: float
+    containment: Containment | None = None  # the layers that held the run and what they measured (None: not run)
 
 
 def _grade(
@@ -63,40 +60,70 @@ def static_grade(exercise: Exercise, source: str) -> CodeGrade | None:
 
 
 def _from_result(exercise: Exercise, result: dict[str, Any], seconds: float) -> CodeGrade:
-    """The grade from one JSON line of the runner."""
-    if result["load"] is not None:
-        return _grade(exercise, result["load"]["outcome"], result["load"]["message"], seconds)
-    tests = [TestResult(t["name"], t["outcome"] == "passed", t["message"]) for t in result["tests"]]
-    outcomes = {t["outcome"] for t in result["tests"]} or {"passed"}
+    """The grade from the judge's report on one submission (checked: the judge is ours, but be strict)."""
+    load = result.get("load")
+    if isinstance(load, dict):
+        outcome = load.get("outcome") if load.get("outcome") in SEVERITY else "error"
+        return _grade(exercise, outcome, str(load.get("message", "")), seconds)
+    raw = [t for t in result.get("tests", []) if isinstance(t, dict)]
+    tests = [TestResult(str(t.get("name")), t.get("outcome") == "passed", str(t.get("message", ""))) for t in raw]
+    outcomes = {t.get("outcome") if t.get("outcome") in SEVERITY else "error" for t in raw} or {"error"}
     verdict = next(v for v in SEVERITY if v in outcomes)
-    bad = [t for t in result["tests"] if t["outcome"] != "passed"]
-    if not bad:
+    bad = [t for t in raw if t.get("outcome") != "passed"]
+    if not raw:
+        feedback = "the hidden tests did not run"
+    elif not bad:
         feedback = f"all {len(tests)} hidden tests pass"
     else:
         feedback = f"{len(tests) - len(bad)}/{len(tests)} hidden tests pass; " + "; ".join(
-            f"{t['name']}: {t['message'].splitlines()[0] if t['message'] else t['outcome']}" for t in bad[:3]
+            f"{t.get('name')}: {str(t.get('message') or t.get('outcome')).splitlines()[0]}" for t in bad[:3]
         )
     return _grade(exercise, verdict, feedback, seconds, tests)
 
 
-def _from_crash(exercise: Exercise, run: SandboxRun, limits: SandboxLimits) -> CodeGrade:
-    """The grade when the runner ended without reporting this submission."""
-    seconds = run.wall_s
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def _from_worker(run: SandboxRun, limits: SandboxLimits) -> tuple[Verdict, str] | None:
+    """What ended the run, when the worker's end explains it better than the tests that could not finish."""
+    c = run.containment
     if run.timed_out:
-        return _grade(exercise, "timeout", f"still running after {limits.wall_limit_s:.0f} s of wall time", seconds)
-    sig = run.signal
-    if sig in (signal.SIGXCPU, signal.SIGKILL) and run.cpu_s >= limits.cpu_s:
-        return _grade(
-            exercise, "timeout", f"used more than its {limits.cpu_s:g} s of CPU time (an endless loop?)", seconds
-        )
+        return "timeout", f"still running after {limits.wall_limit_s:.0f} s of wall time"
+    if c.oom_kills:
+        limit = f"{(c.memory_limit_bytes or 0) / MB:.0f} MB"
+        return "memory", f"the run went over its memory limit ({limit} for all its processes); {c.oom_kills} killed"
+    sig = run.worker_signal
+    if sig in (signal.SIGXCPU, signal.SIGKILL) and run.worker_cpu_s >= limits.cpu_s:
+        return "timeout", f"used more than its {limits.cpu_s:g} s of CPU time (an endless loop?)"
     if sig == signal.SIGXFSZ:
-        return _grade(exercise, "killed", f"wrote more than {limits.file_mb} MB to a file or its output", seconds)
-    last = run.stderr.strip().splitlines()[-1:] or [""]
-    if "MemoryError" in last[0] or "can't allocate memory" in last[0]:
-        return _grade(exercise, "memory", f"ran out of its memory budget: {last[0]}", seconds)
+        return "killed", f"wrote more than {limits.file_mb} MB to one file"
     if sig is not None:
-        return _grade(exercise, "killed", f"the sandbox was killed by {signal.Signals(sig).name}", seconds)
-    return _grade(exercise, "error", f"the runner stopped (exit status {run.returncode}): {last[0]}", seconds)
+        return "killed", f"the submission's process was killed by {_signal_name(sig)}"
+    return None
+
+
+def _finish(exercise: Exercise, run: SandboxRun, limits: SandboxLimits, index: int, seconds: float) -> CodeGrade:
+    """One submission's grade from the judge's report, refined by how the worker and the run ended."""
+    report = run.report
+    results = [r for r in report["results"] if isinstance(r, dict)] if report else []
+    result = next((r for r in results if r.get("index") == index), None)
+    ended = _from_worker(run, limits)
+    if result is None:
+        if ended is None:
+            why = (report or {}).get("error") or run.jail_error or "the judge gave no report"
+            last = run.judge_stderr.strip().splitlines()[-1:] or [""]
+            ended = ("error", f"{why} {last[0]}".strip())
+        grade = _grade(exercise, ended[0], ended[1], seconds)
+    else:
+        grade = _from_result(exercise, result, seconds)
+        broken = any(t.message.startswith(("not run:", "the submission's process stopped")) for t in grade.tests)
+        if ended is not None and (broken or ended[0] in ("timeout", "memory")) and grade.verdict != "forbidden":
+            grade = _grade(exercise, ended[0], f"{ended[1]}; {grade.feedback}", seconds, grade.tests)
+    return replace(grade, containment=run.containment)
 
 
 def limits_for(exercise: Exercise, count: int = 1) -> SandboxLimits:
@@ -107,10 +134,9 @@ def limits_for(exercise: Exercise, count: int = 1) -> SandboxLimits:
 def grade_many(
     exercise: Exercise | str, sources: Sequence[str], *, limits: SandboxLimits | None = None
 ) -> list[CodeGrade]:
-    """Grade several submissions of one exercise in ONE sandboxed process (for trusted code: references, mutants).
-
-    They share the process, so one that hangs or crashes takes the rest with it; ``grade_code`` is the one for
-    untrusted code.
+    """Grade several submissions of one exercise with ONE judge and ONE worker (for trusted code: references,
+    mutants). They share the worker, so one that hangs or crashes takes the rest with it; ``grade_code`` is the one
+    for untrusted code. Never raises for anything a submission does.
     """
     exercise = load_exercise(exercise) if isinstance(exercise, str) else exercise
     grades: list[CodeGrade | None] = [static_grade(exercise, s) for s in sources]
@@ -118,41 +144,17 @@ def grade_many(
     if not pending:
         return [g for g in grades if g is not None]
     limits = limits or limits_for(exercise, len(pending))
-    run_root = Path(tempfile.mkdtemp(prefix="tfdojo-sandbox-"))
-    run_root.chmod(0o711)  # the sandbox uid may pass through to its workdir, not list or write here
+    start = time.monotonic()
     try:
-        workdirs = []
-        for i in pending:
-            workdir = run_root / f"work{i}"
-            workdir.mkdir()
-            (workdir / "submission.py").write_text(sources[i], encoding="utf-8")
-            workdirs.append(workdir)
-        start = time.monotonic()
-        run = run_sandboxed(runner_argv(str(exercise.path), *map(str, workdirs)), run_root, workdirs, limits)
-        seconds = (time.monotonic() - start) / len(pending)
-        results = _parse(run.stdout)
-        for position, i in enumerate(pending):
-            result = results.get(position)
-            grade = _from_result(exercise, result, seconds) if result else _from_crash(exercise, run, limits)
-            if run.escaped:
-                grade = _grade(exercise, "error", f"wrote outside its directory: {', '.join(run.escaped)}", seconds)
-            grades[i] = grade
-    finally:
-        shutil.rmtree(run_root, ignore_errors=True)
+        run = run_sandboxed(
+            exercise.path, exercise.spec.entry, exercise.forbidden, [sources[i] for i in pending], limits
+        )
+    except OSError as e:  # the machine, not the submission: out of file descriptors, processes, disk
+        return [g or _grade(exercise, "error", f"the grader could not start a run: {e}", 0.0) for g in grades]
+    seconds = (time.monotonic() - start) / len(pending)
+    for position, i in enumerate(pending):
+        grades[i] = _finish(exercise, run, limits, position, seconds)
     return [g for g in grades if g is not None]
-
-
-def _parse(stdout: str) -> dict[int, dict[str, Any]]:
-    """The runner's JSON lines by submission index (a line that is not ours is ignored)."""
-    results = {}
-    for line in stdout.splitlines():
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(data, dict) and isinstance(data.get("index"), int):
-            results[data["index"]] = data
-    return results
 
 
 def grade_code(exercise_id: str, source: str, *, limits: SandboxLimits | None = None) -> CodeGrade:

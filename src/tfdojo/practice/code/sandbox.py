@@ -1,194 +1,300 @@
-"""The sandbox a submission runs in: resource limits, a throw-away uid, a fresh directory, a scrubbed environment.
+"""Running one grading: the judge (trusted, outside) and the submission's worker (inside the jail), joined by pipes.
 
-Parent side (``run_sandboxed``): makes the child a new session, gives it a scrubbed environment, a working
-directory as cwd/HOME/TMPDIR, closed stdin, a wall-clock timeout, and afterwards kills whatever is left of it.
-Child side (``confine`` then ``drop_privileges``, called by the runner before it imports the submission): sets
-RLIMIT_AS/FSIZE/CORE/NOFILE/CPU/NPROC and, when started as root, switches to an unused uid so that RLIMIT_NPROC
-applies (it does not to root), writes outside the working directory are refused by file permissions and
-read-only mounts, the network is a namespace of its own with loopback down, and every leftover process can be
-found by its uid and killed. Limits and what they do not cover: ``docs/exercises.md``.
+The parent starts both at once, each importing torch in parallel: the judge with the hidden tests, the worker
+through ``jail.py`` inside namespaces, a cgroup and a tmpfs of its own. It reads the judge's verdict (the worker
+cannot write there), stops the jail, kills whatever is left in the run's cgroup and removes it. Every run first
+removes leftovers of runs whose grading process was killed. Which layers are active depends on the machine (root,
+namespaces, a writable cgroup hierarchy): ``Containment`` records them and what they measured.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
-import resource
+import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 MB = 1 << 20
-SETTINGS_ENV = "TFDOJO_SANDBOX"
+CODE_DIR = Path(__file__).resolve().parent
+SRC_ROOT = CODE_DIR.parents[2]  # .../src
+RUNNER_FILES = ("worker.py", "channel.py", "forbidden.py")
+RUN_PREFIX = "tfdojo-sandbox-"
+RUN_NAME = re.compile(rf"^{RUN_PREFIX}(\d+)-[0-9a-f]+$")
 # Unused uids far above any real account (uid_t is 32-bit); one is drawn per run so runs never share a count.
 SANDBOX_UID_FIRST = 1_900_000_000
 SANDBOX_UID_COUNT = 100_000_000
-PR_SET_NO_NEW_PRIVS = 38
-CLONE_NEWNS, MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20000, 1, 32, 4096, 16384, 1 << 18
-CLONE_NEWNET = 0x40000000
-# World-writable places a process of any uid could write to; made read-only in the sandbox's mount namespace.
-SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+SYSTEM_BINDS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc/ld.so.cache")
 
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """What one sandboxed run may use. ``base_memory_mb`` is the address space torch itself needs (~0.6 GB
-    measured after import, with room for glibc arenas); ``memory_mb`` is the exercise's budget on top."""
+    """What one run may use. The cgroup holds ``resident_base_mb`` (python + torch, measured ~0.4 GB) plus the
+    exercise's ``memory_mb`` for all its processes together; each process also gets an address-space rlimit."""
 
     cpu_s: float = 20.0
     memory_mb: int = 1024
-    base_memory_mb: int = 2048
+    resident_base_mb: int = 640
+    address_space_mb: int = 2560
     wall_s: float | None = None
     max_processes: int = 16
     file_mb: int = 16
-    output_bytes: int = 64_000
+    disk_mb: int = 64
+    inodes: int = 4096
+    open_files: int = 64
 
     @property
     def wall_limit_s(self) -> float:
-        """The wall-clock timeout: given, or room for a slow torch import on a busy machine plus 3x the CPU time."""
+        """The wall-clock timeout: given, or room for two torch imports on a busy machine plus 3x the CPU time."""
         return self.wall_s if self.wall_s is not None else 60.0 + 3.0 * self.cpu_s
+
+    @property
+    def memory_bytes(self) -> int:
+        """The memory limit of the whole run (every process, tmpfs and shared memory included)."""
+        return (self.resident_base_mb + self.memory_mb) * MB
 
 
 @dataclass(frozen=True)
-class ChildSettings:
-    """What the runner needs to confine itself: the limits and the uid to switch to (None: stay as we are)."""
+class Containment:
+    """Which layers held a run, and what they measured (None: the layer was not active)."""
 
-    limits: SandboxLimits
-    uid: int | None
-    token: str
+    layers: tuple[str, ...]
+    missing: tuple[str, ...]
+    uid: int | None = None
+    memory_limit_bytes: int | None = None
+    memory_peak_bytes: int | None = None
+    oom_kills: int = 0
+    pids_limit: int | None = None
+    pids_peak: int | None = None
+    forks_refused: int = 0
+    disk_limit_bytes: int | None = None
+    disk_used_bytes: int | None = None
+    inodes_limit: int | None = None
+    inodes_used: int | None = None
 
-    def to_env(self) -> str:
-        """JSON for the child's environment."""
-        return json.dumps({"limits": asdict(self.limits), "uid": self.uid, "token": self.token})
-
-    @classmethod
-    def from_env(cls) -> ChildSettings:
-        """The settings the parent passed; defaults when run by hand."""
-        raw = os.environ.get(SETTINGS_ENV)
-        if not raw:
-            return cls(limits=SandboxLimits(), uid=None, token="")
-        data = json.loads(raw)
-        return cls(limits=SandboxLimits(**data["limits"]), uid=data["uid"], token=data["token"])
+    def describe(self) -> str:
+        """One line for a person: what contained the run and what did not."""
+        text = "contained by " + ", ".join(self.layers)
+        return text + (f"; not available here: {', '.join(self.missing)}" if self.missing else "")
 
 
 @dataclass(frozen=True)
 class SandboxRun:
-    """What came back from one run: exit status, the runner's result lines, the tail of stderr, and how it ended."""
+    """What came back: the judge's report (None if it gave none), how the worker ended, and the containment."""
 
-    returncode: int
-    stdout: str
-    stderr: str
+    report: dict[str, Any] | None
+    judge_stderr: str
+    worker_status: int | None
+    worker_cpu_s: float
+    jail_error: str | None
     timed_out: bool
-    cpu_s: float
     wall_s: float
-    escaped: tuple[str, ...]
+    containment: Containment
 
     @property
-    def signal(self) -> int | None:
-        """The signal that killed the runner, if one did."""
-        return -self.returncode if self.returncode < 0 else None
+    def worker_signal(self) -> int | None:
+        """The signal that killed the worker, if one did."""
+        s = self.worker_status
+        return os.WTERMSIG(s) if s is not None and os.WIFSIGNALED(s) else None
 
 
-# ---- child side --------------------------------------------------------------------------------------------
+# ---- what the machine allows -------------------------------------------------------------------------------
+
+NAMESPACE_PROBE = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.unshare(0x20000 | 0x4000000 | 0x8000000 | 0x20000000 | 0x40000000) != 0:
+    sys.exit(1)
+pid = os.fork()
+if pid == 0:
+    ok = libc.mount(None, b"/", None, 16384 | (1 << 18), None) == 0
+    ok = ok and libc.mount(b"t", b"/tmp", b"tmpfs", 0, b"size=4k,nr_inodes=8") == 0
+    ok = ok and libc.mount(b"proc", b"/tmp", b"proc", 0, None) == 0
+    os._exit(0 if ok else 1)
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
 
 
-def _set_limit(kind: int, value: int) -> None:
-    resource.setrlimit(kind, (value, value))
-
-
-def confine(limits: SandboxLimits) -> None:
-    """Address space, file size, core dumps and open files: set first thing in the runner, before torch loads."""
-    _set_limit(resource.RLIMIT_AS, (limits.base_memory_mb + limits.memory_mb) * MB)
-    _set_limit(resource.RLIMIT_FSIZE, limits.file_mb * MB)
-    _set_limit(resource.RLIMIT_CORE, 0)
-    _set_limit(resource.RLIMIT_NOFILE, 256)
-
-
-def start_cpu_budget(seconds: float) -> None:
-    """CPU seconds from now (the torch import is not charged): SIGXCPU at the budget, SIGKILL a second later."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    soft = int(usage.ru_utime + usage.ru_stime + seconds) + 1
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 1))
-
-
-def _process_owners() -> Iterator[tuple[int, int]]:
-    """(pid, uid) of every live process; zombies (dead, waiting to be reaped, holding nothing) are left out."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            uid = entry.stat().st_uid
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state not in ("Z", "X"):
-            yield int(entry.name), uid
-
-
-def live_processes_of(uid: int) -> list[int]:
-    """The pids of every live process owned by ``uid``."""
-    return [pid for pid, owner in _process_owners() if owner == uid]
-
-
-def _mount(libc: ctypes.CDLL, source: str | None, target: str, flags: int) -> None:
-    if libc.mount(source and source.encode(), target.encode(), None, flags, None) != 0:
-        raise OSError(ctypes.get_errno(), f"mount {target}: {os.strerror(ctypes.get_errno())}")
-
-
-def private_mounts(workdirs: list[Path]) -> bool:
-    """In a new mount namespace (root only), make the world-writable directories read-only, the workdirs excepted.
-
-    Returns False, changing nothing, where namespaces are not allowed; writes outside are then only detected.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNS) != 0:
+@cache
+def namespaces_allowed() -> bool:
+    """Whether this process may build the jail: root, and pid/mount/net namespaces with tmpfs and proc mounts."""
+    if os.geteuid() != 0:
         return False
-    _mount(libc, None, "/", MS_REC | MS_PRIVATE)  # nothing done here propagates back to the host
-    for path in SHARED_WRITABLE:
-        if os.path.isdir(path) and not os.path.islink(path):
-            _mount(libc, path, path, MS_BIND | MS_REC)
-            _mount(libc, None, path, MS_BIND | MS_REMOUNT | MS_RDONLY)
-    for workdir in workdirs:  # a bind of the workdir onto itself, then made writable again: a separate mount
-        _mount(libc, str(workdir), str(workdir), MS_BIND)
-        _mount(libc, None, str(workdir), MS_BIND | MS_REMOUNT)
+    probe = subprocess.run([sys.executable, "-I", "-c", NAMESPACE_PROBE], capture_output=True, timeout=60)
+    return probe.returncode == 0
+
+
+def _own_cgroup(controller: str | None) -> str | None:
+    """This process's cgroup path in the v1 hierarchy of ``controller`` (or in v2 when None)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if (controller is None and controllers == "") or (controller in controllers.split(",")):
+                return path
+    return None
+
+
+def _probe_dir(parent: Path, files: tuple[str, ...]) -> bool:
+    probe = parent / f"{RUN_PREFIX}probe-{os.getpid()}-{secrets.token_hex(3)}"
+    try:
+        probe.mkdir()
+    except OSError:
+        return False
+    try:
+        return all((probe / f).exists() for f in files)
+    finally:
+        with contextlib.suppress(OSError):
+            probe.rmdir()
+
+
+@cache
+def cgroup_parents() -> tuple[str, dict[str, Path]] | None:
+    """("v2" or "v1", controller -> the directory runs' cgroups are made in), or None where none is writable."""
+    if os.geteuid() != 0:
+        return None
+    v2 = _own_cgroup(None)
+    if v2 is not None and (CGROUP_ROOT / "cgroup.controllers").exists():
+        parent = CGROUP_ROOT / v2.lstrip("/")
+        if _probe_dir(parent, ("memory.max", "pids.max")):
+            return "v2", {"memory": parent, "pids": parent}
+    dirs = {}
+    for controller, file in (("memory", "memory.limit_in_bytes"), ("pids", "pids.max")):
+        own = _own_cgroup(controller)
+        parent = CGROUP_ROOT / controller / (own or "/").lstrip("/")
+        if own is None or not _probe_dir(parent, (file,)):
+            return None
+        dirs[controller] = parent
+    return "v1", dirs
+
+
+# ---- the run's cgroup --------------------------------------------------------------------------------------
+
+
+def _read_int(path: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        return int(path.read_text().split()[0])
+    return None
+
+
+def _read_key(path: Path, key: str) -> int:
+    with contextlib.suppress(OSError):
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key and value.strip().isdigit():
+                return int(value)
+    return 0
+
+
+@dataclass
+class RunCgroup:
+    """The run's cgroup(s): one memory limit and one process limit for every process of the run."""
+
+    version: str
+    memory: Path
+    pids: Path
+
+    @classmethod
+    def create(cls, name: str, limits: SandboxLimits) -> RunCgroup | None:
+        found = cgroup_parents()
+        if found is None:
+            return None
+        version, parents = found
+        group = cls(version, parents["memory"] / name, parents["pids"] / name)
+        for d in {group.memory, group.pids}:
+            d.mkdir()
+        pids = str(limits.max_processes + 16)  # python and torch start a few threads of their own
+        if version == "v2":
+            (group.memory / "memory.max").write_text(str(limits.memory_bytes))
+            with contextlib.suppress(OSError):
+                (group.memory / "memory.swap.max").write_text("0")
+            (group.pids / "pids.max").write_text(pids)
+        else:
+            (group.memory / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
+            with contextlib.suppress(OSError):  # no swap either, where swap is accounted
+                (group.memory / "memory.memsw.limit_in_bytes").write_text(str(limits.memory_bytes))
+            (group.pids / "pids.max").write_text(pids)
+        return group
+
+    @property
+    def procs(self) -> list[str]:
+        return [str(d / "cgroup.procs") for d in dict.fromkeys((self.memory, self.pids))]
+
+    def measure(self) -> dict[str, int | None]:
+        v2 = self.version == "v2"
+        m, p = self.memory, self.pids
+        return {
+            "memory_limit_bytes": _read_int(m / ("memory.max" if v2 else "memory.limit_in_bytes")),
+            "memory_peak_bytes": _read_int(m / ("memory.peak" if v2 else "memory.max_usage_in_bytes")),
+            "oom_kills": _read_key(m / ("memory.events" if v2 else "memory.oom_control"), "oom_kill"),
+            "pids_limit": _read_int(p / "pids.max"),
+            "pids_peak": _read_int(p / "pids.peak"),
+            "forks_refused": _read_key(p / "pids.events", "max"),
+        }
+
+    def destroy(self) -> None:
+        """Kill every process still in the cgroup, then remove it."""
+        kill_cgroup([Path(f).parent for f in self.procs])
+
+
+def kill_cgroup(dirs: list[Path]) -> None:
+    for _ in range(300):
+        pids = (
+            [p for d in dirs for p in (d / "cgroup.procs").read_text().split()] if all(d.exists() for d in dirs) else []
+        )
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+        if not pids:
+            for d in dirs:
+                with contextlib.suppress(FileNotFoundError, OSError):
+                    d.rmdir()
+            if not any(d.exists() for d in dirs):
+                return
+        time.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
     return True
 
 
-def private_network() -> bool:
-    """In a new network namespace (root only) the process sees only a loopback that is down: no connection at all.
-
-    Returns False, changing nothing, where namespaces are not allowed.
-    """
-    return ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET) == 0
-
-
-def drop_privileges(settings: ChildSettings, workdirs: list[Path]) -> None:
-    """Cap the process count and, if started as root, become the run's own uid with no way back to privileges.
-
-    RLIMIT_NPROC counts every process (and thread) of the real uid and is not enforced for root, hence the switch.
-    Without root we stay ourselves and allow our current count plus ``max_processes``.
-    """
-    limits = settings.limits
-    if settings.uid is None:
-        _set_limit(resource.RLIMIT_NPROC, len(live_processes_of(os.getuid())) + limits.max_processes)
-        return
-    _set_limit(resource.RLIMIT_NPROC, limits.max_processes)
-    private_mounts(workdirs)
-    private_network()
-    os.setgroups([])
-    os.setresgid(settings.uid, settings.uid, settings.uid)
-    os.setresuid(settings.uid, settings.uid, settings.uid)
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # no setuid binaries (su, mount)
+def remove_leftovers() -> list[str]:
+    """Remove what runs of dead grading processes left (cgroups with their processes, plain work dirs)."""
+    removed = []
+    found = cgroup_parents()
+    parents = list(dict.fromkeys(found[1].values())) if found else []
+    for parent in parents:
+        for d in parent.iterdir():
+            match = RUN_NAME.match(d.name)
+            if match and d.is_dir() and not _alive(int(match.group(1))):
+                kill_cgroup([d])
+                removed.append(str(d))
+    for d in Path(tempfile.gettempdir()).glob(f"{RUN_PREFIX}*"):
+        match = RUN_NAME.match(d.name)
+        if match and not _alive(int(match.group(1))):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(str(d))
+    return removed
 
 
-# ---- parent side -------------------------------------------------------------------------------------------
+# ---- one run -----------------------------------------------------------------------------------------------
 
 
 def sandbox_uid() -> int | None:
@@ -196,135 +302,209 @@ def sandbox_uid() -> int | None:
     return SANDBOX_UID_FIRST + secrets.randbelow(SANDBOX_UID_COUNT) if os.geteuid() == 0 else None
 
 
-def _own_tree(path: Path, uid: int) -> None:
-    for p in [path, *path.rglob("*")]:
-        os.chown(p, uid, uid, follow_symlinks=False)
+def _binds() -> list[str]:
+    """What the worker's root shows, read-only: system libraries, the interpreter and its site-packages."""
+    paths = [
+        *SYSTEM_BINDS,
+        sys.base_prefix,
+        sys.prefix,
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
+    ]
+    paths.append(str(Path(sys.executable).parent))
+    keep: list[str] = []
+    for p in sorted(dict.fromkeys(os.path.abspath(p) for p in paths if os.path.lexists(p))):
+        if not any(p == k or p.startswith(k + "/") for k in keep):
+            keep.append(p)
+    return keep
 
 
-def _environment(workdir: Path, settings: ChildSettings) -> dict[str, str]:
-    """Only what the runner needs: no secrets of the parent, one thread per library, home and temp in the workdir."""
-    src_root = Path(__file__).resolve().parents[3]  # .../src, so `tfdojo` imports even without an install
+def _masks(binds: list[str]) -> list[str]:
+    """tfdojo's own directory, wherever a bound directory contains it (a non-editable install)."""
+    package = str(SRC_ROOT / "tfdojo")
+    return [package] if any(package.startswith(b + "/") for b in binds) else []
+
+
+def _environment() -> dict[str, str]:
+    """Only what the judge needs: no secrets of the parent, one thread per library."""
     return {
         "PATH": "/usr/bin:/bin",
-        "HOME": str(workdir),
-        "TMPDIR": str(workdir / "tmp"),
-        "PYTHONPATH": str(src_root),
+        "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONHASHSEED": "0",
-        "LANG": "C.UTF-8",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "HF_HUB_OFFLINE": "1",
-        SETTINGS_ENV: settings.to_env(),
     }
 
 
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
-def _kill_leftovers(settings: ChildSettings) -> None:
-    """Kill every process of the run's uid (children that left the session included), until none is left."""
-    if settings.uid is None:
-        return
-    for _ in range(100):
-        pids = live_processes_of(settings.uid)
-        if not pids:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.01)
-
-
-def _tail(path: Path, limit: int) -> str:
-    with path.open("rb") as f:
-        f.seek(max(0, path.stat().st_size - limit))
-        return f.read(limit).decode("utf-8", errors="replace")
-
-
-def _head(path: Path, limit: int) -> str:
-    with path.open("rb") as f:
-        return f.read(limit).decode("utf-8", errors="replace")
-
-
-def _wait(pid: int, wall_s: float) -> tuple[int | None, float]:
-    """(wait status or None on timeout, CPU seconds of the runner) polling with wait4 to get its rusage."""
-    deadline = time.monotonic() + wall_s
-    delay = 0.005
-    while True:
-        done, status, usage = os.wait4(pid, os.WNOHANG)
-        if done:
-            return status, usage.ru_utime + usage.ru_stime
-        if time.monotonic() > deadline:
-            return None, 0.0
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
-
-
-def run_sandboxed(argv: list[str], run_root: Path, workdirs: list[Path], limits: SandboxLimits) -> SandboxRun:
-    """Run ``argv`` (the runner) confined, with ``workdirs[0]`` as cwd; everything in ``run_root`` besides the
-    workdirs and the captured output afterwards counts as a write outside the sandbox (``escaped``)."""
-    settings = ChildSettings(limits=limits, uid=sandbox_uid(), token=secrets.token_hex(8))
-    for workdir in workdirs:
-        (workdir / "tmp").mkdir(exist_ok=True)
-        if settings.uid is not None:
-            _own_tree(workdir, settings.uid)
-    out_path, err_path = run_root / ".stdout", run_root / ".stderr"
-    start = time.monotonic()
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        proc = subprocess.Popen(
-            argv,
-            cwd=workdirs[0],
-            env=_environment(workdirs[0], settings),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-            close_fds=True,
-        )
-        status = None
-        try:
-            status, cpu_s = _wait(proc.pid, limits.wall_limit_s)
-        finally:  # also when interrupted: never leave a sandbox running
-            _kill_group(proc.pid)
-            if status is None:
-                _, final_status, usage = os.wait4(proc.pid, 0)
-                cpu_s = usage.ru_utime + usage.ru_stime
-            _kill_leftovers(settings)
-        timed_out = status is None
-        proc.returncode = os.waitstatus_to_exitcode(final_status if timed_out else status)
-    known = {out_path.name, err_path.name, *(w.name for w in workdirs)}
-    escaped = tuple(sorted(p.name for p in run_root.iterdir() if p.name not in known))
-    return SandboxRun(
-        returncode=proc.returncode,
-        stdout=_head(out_path, limits.output_bytes * len(workdirs)),
-        stderr=_tail(err_path, limits.output_bytes),
-        timed_out=timed_out,
-        cpu_s=cpu_s,
-        wall_s=time.monotonic() - start,
-        escaped=escaped,
-    )
-
-
-# Starts the runner without executing the __init__ of tfdojo and tfdojo.practice (the trainer's imports: pydantic,
-# the bank, the calculators — a second per run that a sandbox does not need): empty package stubs with the real
-# __path__ let their submodules import as usual.
-RUNNER_BOOTSTRAP = """
-import pathlib, sys, types
+# The judge starts without executing the __init__ of tfdojo and tfdojo.practice (the trainer's imports: pydantic,
+# the bank, the calculators — a second per run the judge does not need): empty package stubs with the real
+# __path__ let their submodules import as usual. It dies with the grading process.
+JUDGE_BOOTSTRAP = """
+import ctypes, os, pathlib, sys, types
+ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)
+if os.getppid() != int(sys.argv[1]):
+    os._exit(70)
+sys.path.insert(0, sys.argv[2])
 for name in ("tfdojo", "tfdojo.practice", "tfdojo.practice.code"):
     stub = types.ModuleType(name)
-    stub.__path__ = [str(pathlib.Path(sys.argv[1]).joinpath(*name.split(".")))]
+    stub.__path__ = [str(pathlib.Path(sys.argv[2]).joinpath(*name.split(".")))]
     sys.modules[name] = stub
-sys.argv.pop(1)
-from tfdojo.practice.code.runner import main
-main()
+from tfdojo.practice.code.judge import main
+main(sys.argv[3:])
 """
 
 
-def runner_argv(*args: str) -> list[str]:
-    """``python -P -s -c BOOTSTRAP src args``: the runner, with no script directory or user site on sys.path."""
-    return [sys.executable, "-P", "-s", "-c", RUNNER_BOOTSTRAP, str(Path(__file__).resolve().parents[3]), *args]
+def _layers(namespaces: bool, cgroup: RunCgroup | None, uid: int | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    wanted = {
+        "process boundary (judge outside, worker inside)": True,
+        "rlimits (address space, CPU, file size, open files)": True,
+        "own uid": uid is not None,
+        "pid namespace": namespaces,
+        "new root: read-only binds, no answer key": namespaces,
+        "network namespace": namespaces,
+        "tmpfs work dir (size, inodes), /tmp and /dev/shm in it": namespaces,
+        f"cgroup {cgroup.version if cgroup else ''} memory limit".replace("  ", " "): cgroup is not None,
+        "cgroup process limit": cgroup is not None,
+    }
+    return tuple(k for k, v in wanted.items() if v), tuple(k for k, v in wanted.items() if not v)
+
+
+def _stop(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM, then SIGKILL after ``grace_s``; always reaped."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_sandboxed(
+    exercise_dir: Path, entry: tuple[str, ...], forbidden: tuple[str, ...], sources: list[str], limits: SandboxLimits
+) -> SandboxRun:
+    """Grade ``sources`` against the exercise's hidden tests: the judge outside, the worker jailed."""
+    remove_leftovers()
+    name = f"{RUN_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+    namespaces, uid = namespaces_allowed(), sandbox_uid()
+    cgroup = RunCgroup.create(name, limits)
+    layers, missing = _layers(namespaces, cgroup, uid)
+    binds = _binds()
+    plain_dir = None if namespaces else Path(tempfile.gettempdir()) / name
+    if plain_dir is not None:
+        plain_dir.mkdir(mode=0o711)
+    to_worker_r, to_worker_w = os.pipe()
+    to_judge_r, to_judge_w = os.pipe()
+    ends = [to_worker_r, to_worker_w, to_judge_r, to_judge_w]
+    config = {
+        "parent": os.getpid(),
+        "channel": [to_worker_r, to_judge_w],
+        "cgroups": cgroup.procs if cgroup else [],
+        "namespaces": namespaces,
+        "uid": uid,
+        "sources": sources,
+        "python": sys.executable,
+        "runner": {f: str(CODE_DIR / f) for f in RUNNER_FILES},
+        "binds": binds,
+        "masks": _masks(binds),
+        "disk_bytes": limits.disk_mb * MB,
+        "inodes": limits.inodes,
+        "plain_dir": str(plain_dir) if plain_dir else None,
+        "limits": {
+            "as_bytes": (limits.address_space_mb + limits.memory_mb) * MB,
+            "file_bytes": limits.file_mb * MB,
+            "open_files": limits.open_files,
+            "processes": limits.max_processes + 24,  # above the cgroup's count, which measures where it is active
+            "cpu_hard_s": int(limits.cpu_s + 60),  # room for the torch import; the worker lowers the soft limit
+        },
+        "worker": {"count": len(sources), "forbidden": list(forbidden), "cpu_s": limits.cpu_s},
+    }
+    start = time.monotonic()
+    env = _environment()
+    judge = jail = None
+    try:
+        judge = subprocess.Popen(
+            [sys.executable, "-P", "-s", "-c", JUDGE_BOOTSTRAP, str(os.getpid()), str(SRC_ROOT), str(exercise_dir),
+             str(to_judge_r), str(to_worker_w), str(len(sources)), json.dumps(list(entry))],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            pass_fds=(to_judge_r, to_worker_w), start_new_session=True,
+        )  # fmt: skip
+        jail = subprocess.Popen(
+            [sys.executable, "-I", str(CODE_DIR / "jail.py")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            pass_fds=(to_worker_r, to_judge_w), start_new_session=True,
+        )  # fmt: skip
+        for fd in ends:
+            os.close(fd)
+        ends.clear()
+        assert jail.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            jail.stdin.write(json.dumps(config).encode())
+            jail.stdin.close()
+        jail.stdin = None
+        timed_out = False
+        try:
+            out, err = judge.communicate(timeout=limits.wall_limit_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            judge.kill()
+            out, err = judge.communicate()
+        _stop(jail, grace_s=3.0)
+        jail_out, jail_err = jail.communicate()
+    finally:  # also when interrupted: never leave a run behind
+        for proc in (judge, jail):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for fd in ends:  # closed once only: another thread may already own the same numbers again
+            os.close(fd)
+        measured = cgroup.measure() if cgroup else {}
+        if cgroup:
+            cgroup.destroy()
+        if plain_dir is not None:
+            shutil.rmtree(plain_dir, ignore_errors=True)
+    status = _parse_status(jail_out)
+    report = _parse_report(out)
+    containment = Containment(
+        layers=layers,
+        missing=missing,
+        uid=uid,
+        disk_limit_bytes=limits.disk_mb * MB if namespaces else None,
+        disk_used_bytes=status.get("disk_bytes") if type(status.get("disk_bytes")) is int else None,
+        inodes_limit=limits.inodes if namespaces else None,
+        inodes_used=status.get("inodes") if type(status.get("inodes")) is int else None,
+        **{k: v for k, v in measured.items() if v is not None},
+    )
+    jail_error = status.get("error") if isinstance(status.get("error"), str) else None
+    if jail_error is not None or not status:
+        jail_error = f"{jail_error or 'the jail gave no report'}: {jail_err.decode(errors='replace')[-500:]}"
+    return SandboxRun(
+        report=report,
+        judge_stderr=err.decode(errors="replace")[-4000:],
+        worker_status=status.get("status") if type(status.get("status")) is int else None,
+        worker_cpu_s=float(status.get("cpu_s") or 0.0),
+        jail_error=jail_error,
+        timed_out=timed_out,
+        wall_s=time.monotonic() - start,
+        containment=containment,
+    )
+
+
+def _parse_status(raw: bytes) -> dict[str, Any]:
+    with contextlib.suppress(ValueError):
+        data = json.loads(raw.decode(errors="replace").strip().splitlines()[-1])
+        if isinstance(data, dict):
+            return data
+    return {}
+
+
+def _parse_report(raw: bytes) -> dict[str, Any] | None:
+    with contextlib.suppress(ValueError, IndexError):
+        data = json.loads(raw.decode(errors="replace").strip().splitlines()[-1])
+        if isinstance(data, dict) and isinstance(data.get("results"), list):
+            return data
+    return None

@@ -71,13 +71,16 @@ def test_scheduler_sets_every_group(sub) -> None:
     a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(3))
     opt = torch.optim.AdamW([{"params": [a], "lr": 0.1}, {"params": [b], "lr": 0.01}])
     sched = sub.warmup_cosine_scheduler(opt, warmup_steps=3, total_steps=13, min_lr_ratio=0.1)
+    # The scheduler lives in the submission's process with its own copy of the optimizer: read the groups there.
     for step in range(16):
-        for group, base in zip(opt.param_groups, (0.1, 0.01), strict=True):
+        groups = sched.optimizer.param_groups
+        assert [len(g["params"]) for g in groups] == [1, 1], "the scheduler must drive the optimizer it was given"
+        for group, base in zip(groups, (0.1, 0.01), strict=True):
             want = base * _lr(sub, step, max_lr=1.0, warmup_steps=3, total_steps=13, min_lr=0.1)
             independent = base * (
                 (step + 1) / 3 if step < 3 else 0.1 + 0.45 * (1 + math.cos(math.pi * min(step - 3, 10) / 10))
             )
             assert math.isclose(group["lr"], want, rel_tol=1e-9), (step, group["lr"], want)
             assert math.isclose(group["lr"], independent, rel_tol=1e-9), (step, group["lr"], independent)
-        opt.step()
+        sched.optimizer.step()
         sched.step()
