@@ -7,6 +7,7 @@ import torch
 from transformers import T5Config as HFT5Config
 from transformers import T5ForConditionalGeneration
 
+from tfdojo.infer.cache import StaticKVCache
 from tfdojo.nn.relative_position import relative_position_bucket
 from tfdojo.weights.hf import load_hf_folder
 
@@ -69,7 +70,7 @@ def test_logits_match_hf(tmp_path, feed_forward_proj):
 def test_greedy_generation_matches_hf(tmp_path):
     hf, lm = _saved_and_loaded(tmp_path, "gated-gelu")
     ids, mask = _source(2)
-    # use_cache=False: HF's cache breaks when the decoder is deeper than the encoder (transformers 5.23)
+    # use_cache=False: HF's cache breaks when the decoder is deeper than the encoder (transformers 5.23); ours caches
     expected = hf.generate(ids, attention_mask=mask, do_sample=False, max_new_tokens=12, use_cache=False)
     ours = lm.generate(ids, attention_mask=mask, max_new_tokens=12)
     assert len(set(expected[:, 1:].flatten().tolist())) > 2  # a non-degenerate sequence, so the check has teeth
@@ -87,6 +88,39 @@ def test_generation_stops_at_eos_and_pads_like_hf(tmp_path):
         ids, attention_mask=mask, do_sample=False, max_new_tokens=10, use_cache=False, eos_token_id=eos
     )
     torch.testing.assert_close(lm.generate(ids, attention_mask=mask, max_new_tokens=10), expected, atol=0, rtol=0)
+
+
+def test_cached_decoding_equals_the_plain_forward(tmp_path):
+    """Decode steps against the self-attention cache and projected-once cross K/V give the full forward's logits."""
+    _, lm = _saved_and_loaded(tmp_path, "gated-gelu")
+    ids, mask = _source(4)
+    target = torch.randint(2, VOCAB, (2, 9), generator=torch.Generator().manual_seed(5))
+    model = lm.model
+    with torch.no_grad():
+        full = model(ids, target, attention_mask=mask)  # (2, 9, V): every position at once, no cache
+        memory = model.encode(ids, mask)
+        kv, cache = model.memory_kv(memory), StaticKVCache(3, 2, 4, 9, 8)  # 3 decoder layers, 4 heads of 8
+        steps = [model.decode(target[:, :4], kv, mask, cache=cache)]  # a 4-token prefix, then one at a time
+        steps += [model.decode(target[:, t : t + 1], kv, mask, cache=cache) for t in range(4, 9)]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, **TOL)
+
+
+def test_cached_generation_projects_the_source_once_and_equals_uncached(tmp_path):
+    _, lm = _saved_and_loaded(tmp_path, "relu")
+    ids, mask = _source(6)
+    calls = []
+    hook = lm.model.decoder_layers[0].cross_attn.k_proj.register_forward_hook(lambda *_: calls.append(1))
+    cached = lm.generate(ids, attention_mask=mask, max_new_tokens=12)
+    hook.remove()
+    assert len(calls) == 1  # the cross-attention keys of the source: once, not once per step
+    torch.testing.assert_close(cached, lm.generate(ids, attention_mask=mask, max_new_tokens=12, use_cache=False))
+    for options in ({"temperature": 0.8, "seed": 3}, {"temperature": 1.5, "top_k": 5, "top_p": 0.9, "seed": 4}):
+        sampled = lm.generate(ids, attention_mask=mask, max_new_tokens=12, **options)
+        uncached = lm.generate(ids, attention_mask=mask, max_new_tokens=12, use_cache=False, **options)
+        torch.testing.assert_close(sampled, uncached)  # the same draws from the same distributions
+    assert not torch.equal(sampled, cached)  # a hot temperature leaves the greedy path
+    top1 = lm.generate(ids, attention_mask=mask, max_new_tokens=12, temperature=1.0, top_k=1, seed=0)
+    torch.testing.assert_close(top1, cached)  # top-1 sampling is greedy decoding
 
 
 def _bucket_reference(relative: int, bidirectional: bool, num_buckets: int, max_distance: int) -> int:

@@ -21,6 +21,7 @@ from tfdojo.errors import ConfigError
 from tfdojo.nn.blocks import PreNormBlock
 from tfdojo.nn.cross_attention import CrossAttention
 from tfdojo.nn.ffn import MLP, GatedFFN, get_activation
+from tfdojo.nn.kv import KVCache
 from tfdojo.nn.masks import as_additive, key_padding_mask
 from tfdojo.nn.norms import RMSNorm
 from tfdojo.nn.relative_position import RelativePositionBias
@@ -83,9 +84,18 @@ class T5DecoderLayer(nn.Module):
         self.self_attn, self.cross_attn, self.ffn = _attention(c), _attention(c), _ffn(c)
         self.norm1, self.norm2, self.norm3 = (RMSNorm(c.dim, c.norm_eps) for _ in range(3))
 
-    def forward(self, y: Tensor, memory: Tensor, *, self_bias: Tensor, memory_mask: Tensor | None) -> Tensor:
-        y = y + self.self_attn(self.norm1(y), mask=self_bias, causal=True)
-        y = y + self.cross_attn(self.norm2(y), memory, mask=memory_mask)
+    def forward(
+        self,
+        y: Tensor,
+        memory_kv: tuple[Tensor, Tensor],
+        *,
+        self_bias: Tensor,
+        memory_mask: Tensor | None,
+        cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> Tensor:
+        y = y + self.self_attn(self.norm1(y), mask=self_bias, causal=True, cache=cache, layer=layer)
+        y = y + self.cross_attn(self.norm2(y), memory_kv, mask=memory_mask)
         return y + self.ffn(self.norm3(y))
 
 
@@ -120,22 +130,37 @@ class T5(nn.Module):
             x = layer(x, mask=bias)
         return self.encoder_norm(x)
 
+    def memory_kv(self, encoder_output: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Every decoder layer's cross-attention keys and values (B, H, S, Dh), computed once per source."""
+        return [layer.cross_attn.memory_kv(encoder_output) for layer in self.decoder_layers]
+
     def decode(
         self,
         decoder_input_ids: Tensor,
-        encoder_output: Tensor,
+        encoder_output: Tensor | list[tuple[Tensor, Tensor]],
         attention_mask: Tensor | None = None,
         decoder_attention_mask: Tensor | None = None,
+        *,
+        cache: KVCache | None = None,
     ) -> Tensor:
-        """Logits (B, T, V) for the decoder tokens, attending to ``encoder_output`` (padding per ``attention_mask``)."""
+        """Logits (B, T, V) for the decoder tokens, attending to the encoder (padding per ``attention_mask``).
+
+        ``encoder_output`` is the encoder's (B, S, dim) or its :meth:`memory_kv`. With ``cache`` the T tokens follow
+        the ``cache.length`` already stored (a generation step feeds one); ``decoder_attention_mask`` then covers
+        the cached positions too.
+        """
         y = self.embed(decoder_input_ids)  # (B, T, dim)
         t = decoder_input_ids.shape[1]
-        self_bias = self.decoder_bias(t, t).to(y.dtype)  # (1, H, T, T); the causal mask is added in attention
+        s = t + (cache.length if cache is not None else 0)
+        self_bias = self.decoder_bias(t, s).to(y.dtype)  # (1, H, T, S); the causal mask is added in attention
         if decoder_attention_mask is not None:
-            self_bias = self_bias + as_additive(key_padding_mask(decoder_attention_mask), y.dtype)  # (B, H, T, T)
-        memory_mask = None if attention_mask is None else key_padding_mask(attention_mask)  # (B, 1, 1, S)
-        for layer in self.decoder_layers:
-            y = layer(y, encoder_output, self_bias=self_bias, memory_mask=memory_mask)
+            self_bias = self_bias + as_additive(key_padding_mask(decoder_attention_mask), y.dtype)  # (B, H, T, S)
+        memory_mask = None if attention_mask is None else key_padding_mask(attention_mask)  # (B, 1, 1, S_enc)
+        memory_kv = self.memory_kv(encoder_output) if isinstance(encoder_output, Tensor) else encoder_output
+        for i, (layer, kv) in enumerate(zip(self.decoder_layers, memory_kv, strict=True)):
+            y = layer(y, kv, self_bias=self_bias, memory_mask=memory_mask, cache=cache, layer=i)
+        if cache is not None:
+            cache.advance(t)
         y = self.decoder_norm(y)
         if self.config.scale_decoder_output:
             y = y * self.config.dim**-0.5  # T5 trained the tied embedding at unit scale; the head undoes it

@@ -94,7 +94,7 @@ def t5_state_dict(checkpoint: HFCheckpoint, config: T5Config) -> dict[str, Tenso
 
 
 def seq2seq_wrapper(config: T5Config, model: nn.Module, tokenizer: Any, folder: Path) -> Any:
-    """A ``Seq2SeqLM`` (config, model, tokenizer, greedy ``generate``)."""
+    """A ``Seq2SeqLM`` (config, model, tokenizer, cached ``generate`` with sampling)."""
     from tfdojo.infer.seq2seq import Seq2SeqLM  # infer builds on weights' output, so import late
 
     return Seq2SeqLM(config, model, tokenizer)
