@@ -165,3 +165,12 @@ def test_history_filters_and_json(dirs, graded):
     numeric = json.loads(_run("history", "kv-cache-70b", "--json", *opts).stdout)
     assert numeric[0]["answer"] == "2.5 GiB" and numeric[0]["why"]["read"] == "2.5 GiB"
     assert "2 · 80 · 8 · 128" in numeric[0]["why"]["derivation"]
+
+
+def test_progress_json_shows_labels_and_the_why(dirs, graded):
+    opts, _ = dirs
+    _run("drill", "--id", "why-scale-scores", "--no-timer", *opts, input="my first sentence\n\n\n")
+    (recent,) = json.loads(_run("progress", "--json", *opts).stdout)["recent"]
+    assert (recent["verdict"], recent["label"], recent["why"]) == ("uncertain", "partial", WHY)
+    shown = _run("progress", *opts, env={"COLUMNS": "160"})
+    assert "partial" in shown.stdout and "uncertain" not in shown.stdout

@@ -22,6 +22,7 @@ from rich.text import Text
 
 from tfdojo.errors import AnswerParseError, BankError, ProgressError
 from tfdojo.practice.counters import QuestionState, count, daily_history, question_states
+from tfdojo.practice.history import shown_label
 from tfdojo.practice.line_editor import EDIT, HINT, IDK, QUIT, SKIP, WHY, Reader, clock, make_reader
 from tfdojo.practice.loader import Bank, load_bank, load_bank_from
 from tfdojo.practice.schema import SECTIONS, Difficulty, Question, QuestionType
@@ -309,7 +310,14 @@ def progress(as_json: JsonOpt = False, data_dir_: DataDirOpt = None, bank_dir: B
                 "grill": {"questions": c.grill, "cold": c.grill_cold, "readiness": c.grill_readiness},
                 "history": [{"day": d.day.isoformat(), "attempts": d.attempts, "right": d.right} for d in history],
                 "recent": [
-                    {"question": a.question_id, "at": a.at.isoformat(), "verdict": a.verdict, "override": a.override}
+                    {
+                        "question": a.question_id,
+                        "at": a.at.isoformat(),
+                        "verdict": a.verdict,
+                        "override": a.override,
+                        "label": shown_label(a),
+                        "why": a.why,
+                    }
                     for a in recent
                 ],
                 "database": str(path),
@@ -333,8 +341,7 @@ def progress(as_json: JsonOpt = False, data_dir_: DataDirOpt = None, bank_dir: B
             for col in ("when", "question", "verdict"):
                 table.add_column(col)
             for a in recent:
-                verdict = a.verdict + (f" → {a.override}" if a.override else "")
-                table.add_row(a.at.strftime("%Y-%m-%d %H:%M"), a.question_id, verdict)
+                table.add_row(a.at.strftime("%Y-%m-%d %H:%M"), a.question_id, shown_label(a))
             out.print(table)
         out.print(f"[dim]{path}[/]")
 
@@ -350,7 +357,7 @@ def history(
     """Past attempts, newest first: when, question, label, score, time and what you answered."""
     with _errors():
         from tfdojo.practice.history import as_json as attempt_json
-        from tfdojo.practice.history import select, shown_label
+        from tfdojo.practice.history import select
 
         bank = _bank(bank_dir)
         sections = _check_choices(section, tuple(SECTIONS), "--section")
