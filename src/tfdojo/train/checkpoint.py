@@ -94,7 +94,7 @@ def latest_checkpoint(run_dir: Path) -> Path:
 
 
 def check_same_config(run_dir: Path, config: dict[str, Any]) -> None:
-    """Refuse to resume a run whose saved config differs from the one given (other than the step budget)."""
+    """Refuse to resume a run whose saved config differs from the one given."""
     saved_path = run_dir / "config.json"
     if not saved_path.is_file():
         raise CheckpointError(f"--resume: {saved_path} is missing, so the checkpoint's config is unknown")
@@ -103,8 +103,6 @@ def check_same_config(run_dir: Path, config: dict[str, Any]) -> None:
     except ValueError as e:
         raise CheckpointError(f"{saved_path} is damaged ({e})") from None
     ours = json.loads(json.dumps(config))  # tuples -> lists, as saved
-    for section in (saved, ours):
-        section.get("schedule", {}).pop("max_steps", None)
     if saved != ours:
         diff = sorted(
             f"[{s}] {k}" for s in set(saved) | set(ours) for k in set(saved.get(s, {})) | set(ours.get(s, {}))
