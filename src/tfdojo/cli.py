@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tfdojo.errors import TfdojoError
@@ -44,7 +45,7 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except TfdojoError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -246,6 +247,13 @@ def _mount_trainer() -> None:
     register_mock(app)  # tfdojo mock
 
 
+def _mount_training() -> None:
+    from tfdojo.train.cli import register
+
+    register(app)  # tfdojo train, tfdojo sample
+
+
 _mount_subcommands()
 _mount_practice()
+_mount_training()
 _mount_trainer()
