@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 from test_generate import ByteTokenizer, greedy_full_recompute, tiny_llama
+from threads import one_thread  # noqa: F401  (autouse: one thread for tiny models)
 
 from tfdojo.infer.fast_llama import FastLlama
 from tfdojo.infer.generate import generate

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from test_generate import ByteTokenizer, tiny_llama
+from threads import one_thread  # noqa: F401  (autouse: one thread for tiny models)
 
 from tfdojo.errors import ContextLengthError
 from tfdojo.infer.cache import CacheGeometry, StaticKVCache

@@ -1,0 +1,116 @@
+"""Continuous batching: greedy outputs identical to generating one request at a time (staggered arrivals,
+chunked prefill, preemption under a small pool, prefix-cache hits), seeded sampling reproducible, cancellation
+and retirement free every block."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_generate import EOS, ByteTokenizer, tiny_llama
+from threads import one_thread  # noqa: F401  (autouse: one thread for tiny models)
+
+from tfdojo.errors import ContextLengthError
+from tfdojo.infer.engine import Engine, Request
+from tfdojo.infer.fast_llama import FastLlama
+from tfdojo.infer.generate import generate
+from tfdojo.infer.paged_cache import BlockPool
+from tfdojo.infer.sampling import SamplingConfig
+
+PROMPTS = [b"a", b"hello there, batching world", b"abc", b"the same prefix, then one", b"xyz" * 9, b"q"]
+
+
+def run(engine: Engine, requests: list[Request], arrive_every: int = 2) -> dict[int, list[int]]:
+    """Feed requests one per ``arrive_every`` steps and step until all finish; tokens per request id."""
+    out: dict[int, list[int]] = {r.id: [] for r in requests}
+    pending, steps = list(requests), 0
+    while pending or engine.has_work:
+        if pending and steps % arrive_every == 0:
+            engine.add(pending.pop(0))
+        for event in engine.step():
+            if event.finish != "stop":
+                out[event.request_id].append(event.token)
+        steps += 1
+        assert steps < 2000
+    return out
+
+
+def one_at_a_time(model, prompt: bytes, n: int) -> list[int]:
+    return generate(model, ByteTokenizer(), list(prompt), max_new_tokens=n).token_ids
+
+
+@pytest.mark.parametrize(
+    ("fast", "blocks", "chunk"),
+    [(False, 64, 256), (True, 64, 4), (True, 12, 8)],
+    ids=["plain", "chunked", "preempting"],
+)
+def test_greedy_outputs_equal_one_request_at_a_time(fast, blocks, chunk):
+    model = tiny_llama()
+    decoder = FastLlama(model) if fast else model
+    engine = Engine(decoder, BlockPool.for_model(model, blocks, 4), max_batch=4, prefill_chunk=chunk)
+    requests = [Request(list(p), max_new_tokens=12 + 2 * i, eos=frozenset({EOS})) for i, p in enumerate(PROMPTS)]
+    got = run(engine, requests)
+    for r, prompt in zip(requests, PROMPTS, strict=True):
+        assert got[r.id] == one_at_a_time(decoder, prompt, r.max_new_tokens)
+    assert engine.pool.used == 0  # every retired request gave its blocks back
+    if blocks == 12:
+        assert engine.preemptions > 0  # the small pool really forced recomputation
+
+
+def test_prefix_cache_hits_reuse_blocks_and_keep_the_output():
+    model = tiny_llama()
+    engine = Engine(model, BlockPool.for_model(model, 64, 4), max_batch=4)
+    system = b"You are a helpful assistant who answers briefly. "  # 50 tokens: 12 full blocks
+    prompts = [system + b"Hi!", system + b"What is a cache?"]
+    requests = [Request(list(p), max_new_tokens=8) for p in prompts]
+    got = run(engine, requests, arrive_every=30)  # the second arrives after the first finished
+    assert engine.prefix_hit_tokens == 48
+    for r, prompt in zip(requests, prompts, strict=True):
+        assert got[r.id] == one_at_a_time(model, prompt, 8)
+
+
+def test_seeded_sampling_is_reproducible_and_batch_independent():
+    model = tiny_llama()
+    sampling = SamplingConfig(temperature=1.0, top_p=0.9)
+
+    def sampled(with_others: bool) -> list[int]:
+        engine = Engine(model, BlockPool.for_model(model, 64, 4))
+        mine = Request(list(b"sample me"), max_new_tokens=16, sampling=sampling, seed=7)
+        others = [Request(list(b"noise"), max_new_tokens=16, sampling=sampling, seed=i) for i in range(3)]
+        return run(engine, [mine, *others] if with_others else [mine])[mine.id]
+
+    alone = sampled(False)
+    assert alone == sampled(True)
+    assert len(set(alone)) > 3
+
+
+def test_cancel_frees_the_blocks_of_running_and_waiting_requests():
+    model = tiny_llama()
+    engine = Engine(model, BlockPool.for_model(model, 32, 4), max_batch=1)
+    a, b = Request(list(b"first request"), max_new_tokens=50), Request(list(b"second"), max_new_tokens=50)
+    engine.add(a)
+    engine.add(b)
+    for _ in range(3):
+        engine.step()
+    assert engine.pool.used > 0 and engine.stats()["waiting"] == 1
+    engine.cancel(a.id)
+    engine.cancel(b.id)
+    assert engine.step() == [] and engine.pool.used == 0 and not engine.has_work
+
+
+def test_a_request_that_cannot_fit_is_refused():
+    model = tiny_llama()
+    engine = Engine(model, BlockPool.for_model(model, 4, 4))
+    with pytest.raises(ContextLengthError, match="at most 16 fit"):
+        engine.add(Request(list(range(10)), max_new_tokens=10))
+
+
+def test_logprobs_are_the_models_log_softmax():
+    model = tiny_llama()
+    engine = Engine(model, BlockPool.for_model(model, 16, 4))
+    request = Request(list(b"log"), max_new_tokens=1, logprobs=3)
+    engine.add(request)
+    (event,) = engine.step()
+    with torch.inference_mode():
+        expected = torch.log_softmax(model(torch.tensor([list(b"log")]))[0, -1], -1)
+    assert event.logprob == pytest.approx(float(expected.max()), abs=1e-4)
+    assert [t for t, _ in event.top_logprobs] == expected.topk(3).indices.tolist()
