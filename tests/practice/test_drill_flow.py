@@ -131,11 +131,13 @@ def test_weakest_first_orders_by_recall(tmp_path):
     assert order == ["design-serving", "write-softmax", "why-scale-scores", "kv-cache-70b"]  # then the new one
 
 
-def test_a_coding_review_shows_the_statement_and_starts_fresh(tmp_path, monkeypatch):
+@pytest.fixture
+def coding(tmp_path, monkeypatch):
+    """A bank whose coding question is the bundled causal-mask exercise, and a stub sandbox that keeps sources."""
     bank = tmp_path / "bank"
     write_bank(bank)
     toml = bank / "drill.toml"
-    toml.write_text(toml.read_text().replace("write-softmax", "causal-mask"))  # a bundled exercise
+    toml.write_text(toml.read_text().replace("write-softmax", "causal-mask"))
     graded = []
 
     def stub(exercise_id, source):
@@ -143,6 +145,11 @@ def test_a_coding_review_shows_the_statement_and_starts_fresh(tmp_path, monkeypa
         return SimpleNamespace(passed=False, feedback="0/5 hidden tests pass", tests=())
 
     monkeypatch.setattr("tfdojo.practice.code.grade_code", stub)
+    return bank, graded
+
+
+def test_a_coding_review_shows_the_statement_and_starts_fresh(tmp_path, coding):
+    bank, graded = coding
     data = tmp_path / "data"
     (data / "work").mkdir(parents=True)
     (data / "work" / "causal-mask.py").write_text("an old answer that passed")
@@ -174,3 +181,14 @@ def test_progress_json_shows_labels_and_the_why(dirs, graded):
     assert (recent["verdict"], recent["label"], recent["why"]) == ("uncertain", "partial", WHY)
     shown = _run("progress", *opts, env={"COLUMNS": "160"})
     assert "partial" in shown.stdout and "uncertain" not in shown.stdout
+
+
+def test_edit_opens_the_working_copy_in_the_editor(tmp_path, coding):
+    bank, graded = coding
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\nprintf "def causal_mask(t, s): ...\\n" > "$1"\n')
+    editor.chmod(editor.stat().st_mode | stat.S_IEXEC)
+    args = ["drill", "--id", "causal-mask", "--no-timer", "--data-dir", tmp_path / "data", "--bank", bank]
+    result = _run(*args, input=":edit\n\n\n", env={"EDITOR": str(editor)})
+    assert result.exit_code == 0, result.output
+    assert graded == ["def causal_mask(t, s): ...\n"]
