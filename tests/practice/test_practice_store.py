@@ -207,3 +207,23 @@ def test_sigkill_right_after_submitting_loses_nothing(tmp_path):
         answers = [a.answer for a in store.attempts()]
         assert sorted(answers) == sorted(f"answer {i}" for i in range(n))
         assert set(store.cards()) == {"q0", "q1", "q2"}
+
+
+def test_read_only_opening_migrates_in_memory_and_leaves_the_file_alone(tmp_path):
+    path = tmp_path / FILE_NAME
+    with sqlite3.connect(path) as db:
+        db.executescript(V1_SCHEMA)
+    before = path.read_bytes()
+    with ProgressStore(path, read_only=True) as store:
+        assert [a.answer for a in store.attempts()] == ["first", "second"] and store.schema_version == 3
+    assert path.read_bytes() == before  # still v1, untouched
+    with ProgressStore(tmp_path / "missing" / FILE_NAME, read_only=True) as store:
+        assert store.attempts() == []
+    assert not (tmp_path / "missing").exists()  # reading creates nothing
+
+
+def test_an_attempt_too_far_in_the_future_to_schedule_is_refused(tmp_path):
+    with ProgressStore(tmp_path / FILE_NAME) as store:
+        with pytest.raises(ProgressError, match="too far in the future"):
+            store.record(_attempt("q", datetime(9999, 12, 31, tzinfo=UTC), rating=Rating.Easy))  # due in 10000 AD
+        assert store.attempts() == []
