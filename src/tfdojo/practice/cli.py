@@ -206,7 +206,7 @@ def _drill_one(
                     submission = session.submit(question, answer, time.monotonic() - start, hinted)
         except (AnswerParseError, ProgressError) as e:
             err.print(f"[yellow]{e}[/] — try again", highlight=False)
-            draft = reply.text if question.type != "coding" else ""
+            draft = reply.text if multiline else ""  # a long answer comes back to be shortened or fixed
             continue
         show_result(submission)
         _ask_override(session, reader, submission)
