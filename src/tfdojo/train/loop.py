@@ -109,6 +109,8 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if not self.resume and checkpoint_paths(self.run_dir):
             raise ConfigError(f"{self.run_dir} already holds a run; pass --resume to continue it, or use a new folder")
+        if self.resume:
+            latest_checkpoint(self.run_dir)  # no checkpoint: say so before anything else
         corpus = shakespeare(config.data.val_plays, config.data.max_plays)
         self.tokenizer = self._tokenizer(config, corpus)
         self.config = config.with_vocab(self.tokenizer.vocab_size)
