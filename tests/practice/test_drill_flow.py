@@ -106,8 +106,6 @@ def test_an_interrupted_drill_resumes_where_it_stopped(dirs, graded):
     opts, data = dirs
     first = _run("drill", "--section", "attention-maths", "--type", "conceptual", "--no-timer", *opts, input=":quit\n")
     assert first.exit_code == 0 and "1 questions left" in first.stdout and "drill --resume" in first.stdout
-    again = _run("drill", "--id", "kv-cache-70b", "--no-timer", *opts, input=":skip\n")  # runs to its end
-    assert "an earlier drill was interrupted" in again.stdout
     resumed = _run("drill", "--resume", "--no-timer", *opts, input="an answer\n\n\n")
     assert resumed.exit_code == 0, resumed.output
     assert "why-scale-scores" in resumed.stdout and "questions left" not in resumed.stdout
@@ -115,6 +113,12 @@ def test_an_interrupted_drill_resumes_where_it_stopped(dirs, graded):
     with ProgressStore(data / FILE_NAME, read_only=True) as store:
         first_session = store.session(attempt.session_id)
     assert first_session.filters["sections"] == ["attention-maths"] and first_session.ended_at is not None
+    nothing = _run("drill", "--resume", *opts)
+    assert nothing.exit_code == 1 and "no interrupted drill to resume" in nothing.stderr
+    _run("drill", "--id", "kv-cache-70b", "--no-timer", *opts, input=":quit\n")
+    fresh = _run("drill", "--id", "design-serving", "--no-timer", *opts, input=":skip\n")
+    assert "the interrupted drill is left" in " ".join(fresh.stdout.split())  # a new drill gives the old one up
+    assert _run("drill", "--resume", *opts).exit_code == 1
 
 
 def test_weakest_first_orders_by_recall(tmp_path):

@@ -87,13 +87,16 @@ def _check_ids(ids: list[str] | None, bank: Bank) -> tuple[str, ...]:
 
 
 def _interrupted(store: ProgressStore, bank: Bank) -> tuple[int, list[Question]] | None:
-    """The latest drill left unfinished with questions still to ask: its id and those questions."""
+    """The last terminal drill, when it was left with questions still to ask: its id and those questions.
+
+    Only the last one counts: starting a new drill gives up on an older interrupted one.
+    """
+    planned = [s for s in store.sessions() if s.plan]
+    if not planned:
+        return None
     known = {q.id for q in bank}
-    for s in reversed(store.sessions()):
-        left = [bank[q] for q in s.left if q in known]
-        if left:
-            return s.id, left
-    return None
+    left = [bank[q] for q in planned[-1].left if q in known]
+    return (planned[-1].id, left) if left else None
 
 
 def drill(
@@ -138,7 +141,7 @@ def drill(
                     out.print("nothing to drill with these filters" + (" (nothing is due)" if due else ""))
                     return
                 if _interrupted(store, bank):
-                    out.print("[dim]an earlier drill was interrupted: tfdojo drill --resume continues it[/]")
+                    out.print("[dim]a new drill: the interrupted drill is left (tfdojo drill --resume continued it)[/]")
                 session = DrillSession(store, filters)
                 session.plan(questions)
             _run_drill(session, questions, bank, folder / "work", timer)
