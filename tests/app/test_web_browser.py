@@ -4,6 +4,7 @@ with a follow-up, and the XSS and CSRF attacks, each checked against what the st
 from __future__ import annotations
 
 import http.server
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -172,3 +173,29 @@ def test_mock_interview_asks_a_follow_up_and_reports(page, live: Live) -> None: 
     assert first.question.short_answer in page.inner_text("#missed")
     stored, _ = attempts(live)
     assert [a.question_id for a in stored] == [first.question.id]  # follow-ups are not practice attempts
+
+
+def test_spoken_answer_is_uploaded_transcribed_and_graded(page, live: Live, tmp_path: Path) -> None:  # noqa: ANN001
+    """A Piper clip of a known sentence goes through the page's upload to our Whisper; the transcript is graded."""
+    from tfdojo.app.voice import voice_status
+
+    if not (voice_status().listen and voice_status().speak):
+        pytest.skip("voice is not installed here (Whisper weights or the Piper voice package)")
+    from tfdojo.practice.voice import speak
+
+    spoken = "A softmax over the keys turns each query's scores into weights that sum to one."
+    clip = speak(spoken, cache_dir=tmp_path)
+    page.goto(f"/card/{FREE_TEXT}")
+    assert page.locator("audio").count() == 1  # the question can be read aloud
+    page.click("text=Answer it timed")
+    page.set_input_files("#audio-file", str(clip))
+    page.wait_for_function("() => document.getElementById('answer').value.length > 0")
+    heard = page.input_value("#answer")
+    said = set(re.findall(r"[a-z]+", spoken.lower()))
+    assert len(said & set(re.findall(r"[a-z]+", heard.lower()))) >= 0.8 * len(said), heard
+    page.click("#submit")
+    page.wait_for_selector("#verdict")
+    stored, _ = attempts(live)
+    assert [a.answer for a in stored] == [heard]
+    wav = page.request.get(f"/voice/question/{FREE_TEXT}.wav")
+    assert wav.ok and wav.body()[:4] == b"RIFF"

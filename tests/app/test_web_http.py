@@ -220,3 +220,15 @@ def test_a_tab_and_the_terminal_practising_at_once_lose_nothing(live: Live) -> N
     thread.join()
     answers = sorted(a.answer for a in stored(live))
     assert answers == sorted([f"terminal {i}" for i in range(6)] + [f"web {i}" for i in range(3)])
+
+
+def test_a_numeric_answer_without_a_number_is_asked_again(live: Live) -> None:
+    numeric = next(q for q in live.trainer.bank if q.type == "numeric")
+    key = live.post("/session", {"question_id": numeric.id}).headers["location"]
+    live.get(key)
+    vague = live.post(f"{key}/answer", {"question_id": numeric.id, "answer": "quite a lot"})
+    assert vague.status == 400 and "no number found" in html.unescape(vague.text)
+    assert ">quite a lot</textarea>" in vague.text  # the answer is kept for editing
+    assert stored(live) == []
+    again = live.post(f"{key}/answer", {"question_id": numeric.id, "answer": "42"})
+    assert again.status == 303 and [a.answer for a in stored(live)] == ["42"]

@@ -13,7 +13,7 @@ import pytest
 from tfdojo.errors import ConfigError
 from tfdojo.practice.loader import load_bank
 from tfdojo.practice.mock import LEVELS, MockConfig, MockInterview, record_turn
-from tfdojo.practice.mock_judge import Judgement, WhyLine
+from tfdojo.practice.mock_judge import Judgement, WhyLine, judge
 from tfdojo.practice.mock_report import build_report
 from tfdojo.practice.rubric import Rubric
 from tfdojo.practice.schema import Question
@@ -181,3 +181,29 @@ def test_cli_bad_length_is_one_line_and_exit_1(tmp_path: Path) -> None:
     bad = CliRunner().invoke(app, ["mock", "--minutes", "0", "--data-dir", str(tmp_path)])
     assert bad.exit_code == 1
     assert "1 to 240 minutes" in bad.output and "Traceback" not in bad.output
+
+
+def test_a_numeric_answer_without_a_number_is_graded_incorrect_not_an_error() -> None:
+    """The real numeric grader (other questions scripted): the interview goes on, and a follow-up probes."""
+
+    def numeric_real(question: Question, answer: str, rubric: Rubric | None) -> Judgement:
+        return judge(question, answer, rubric) if question.type == "numeric" else scripted(question, answer, rubric)
+
+    numeric = next(q for q in BANK if q.type == "numeric")
+    config = MockConfig(sections=(numeric.section,), seed=0, level=numeric.difficulty)
+    interview = MockInterview(BANK, config, judge=numeric_real)
+    while interview.current is not None and interview.current.question.type != "numeric":
+        interview.answer("all", 10)  # scripted "all" earns no follow-up
+    assert interview.current is not None
+    turn = interview.answer("quite a lot", 30)
+    assert turn.judgement.verdict == "incorrect" and "no number found" in turn.judgement.feedback
+    assert interview.current is not None and interview.current.kind == "follow_up"
+
+
+def test_every_grill_key_point_has_a_probe_that_does_not_give_it_away() -> None:
+    for q in BANK.grill:
+        if q.type == "coding":
+            continue
+        for point in q.rubric.key_points:
+            assert point.follow_up.endswith("?"), (q.id, point.text)
+            assert point.text.lower() not in point.follow_up.lower(), (q.id, point.text)

@@ -15,9 +15,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tfdojo.app.pages import trainer_of
 from tfdojo.app.render import page
-from tfdojo.app.trainer import WebDrill, elapsed_since
+from tfdojo.app.trainer import Trainer, WebDrill, elapsed_since
 from tfdojo.app.voice import voice_status
-from tfdojo.errors import BankError, InputTooLargeError, ProgressError
+from tfdojo.errors import AnswerParseError, BankError, InputTooLargeError, ProgressError
 from tfdojo.practice.mock_judge import override, record
 from tfdojo.practice.schema import SECTIONS, Difficulty, QuestionType
 from tfdojo.practice.session import Filters, pick_questions
@@ -96,27 +96,33 @@ def ask(request: Request, key: str) -> HTMLResponse:
         qid = drill.current
         if qid is not None and drill.shown_at is None:
             drill.shown_at = time.monotonic()
-        elapsed = elapsed_since(drill.shown_at)
     if qid is None:
         with t.store() as store:
             done = [a for a in store.attempts() if a.session_id == drill.session_id]
         return page("session_done.html", title="Session done", attempts=done)
-    q = t.bank[qid]
+    return _question_page(t, key, drill)
+
+
+def _question_page(t: Trainer, key: str, drill: WebDrill, answer: str = "", error: str = "", status: int = 200):
+    q = t.bank[drill.question_ids[drill.index]]
     return page(
         "session_question.html",
+        status,
         title="Timed session",
         key=key,
         q=q,
         number=drill.index + 1,
         total=len(drill.question_ids),
-        seconds_left=max(int(q.minutes * 60 - elapsed), 0),
+        seconds_left=max(int(q.minutes * 60 - elapsed_since(drill.shown_at)), 0),
         limit=t.config.limits.answer_chars,
         voice=voice_status(),
+        answer=answer,
+        error=error,
     )
 
 
 @router.post("/session/{key}/answer")
-def answer(request: Request, key: str, question_id: str = Form(...), answer: str = Form("")) -> RedirectResponse:
+def answer(request: Request, key: str, question_id: str = Form(...), answer: str = Form("")) -> Response:
     """Grade and record the answer, then show the result."""
     t = trainer_of(request)
     check_answer_size(answer, t.config.limits.answer_chars)
@@ -128,7 +134,13 @@ def answer(request: Request, key: str, question_id: str = Form(...), answer: str
         drill.index += 1  # claimed before grading, so a double submit cannot record twice
         drill.shown_at = None
     question = t.bank[question_id]
-    judgement = t.judge(question, answer, None)
+    try:
+        judgement = t.judge(question, answer, None)
+    except AnswerParseError as e:  # nothing recorded: ask the same question again, with the answer kept
+        with t.lock:
+            drill.index -= 1
+            drill.shown_at = time.monotonic() - seconds
+        return _question_page(t, key, drill, answer=answer, error=str(e), status=400)
     with t.store() as store:
         submission = record(store, drill.session_id, question, answer, seconds, judgement, t.clock)
     with t.lock:

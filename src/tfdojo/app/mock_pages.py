@@ -67,6 +67,7 @@ def ask(request: Request, key: str) -> Response:
         last=mock.last_verdict,
         limit=t.config.limits.answer_chars,
         voice=voice_status(),
+        answer="",
     )
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tfdojo.errors import ConfigError, ProgressError
+from tfdojo.errors import AnswerParseError, ConfigError, ProgressError
 from tfdojo.practice.loader import Bank
 from tfdojo.practice.mock_judge import Judge, Judgement, judge, record
 from tfdojo.practice.rubric import Rubric
@@ -186,7 +186,10 @@ class MockInterview:
         prompt = self._current
         if prompt is None:
             raise ProgressError("the mock interview is over; start a new one to answer more")
-        judgement = self.judge(prompt.question, text, prompt.rubric)
+        try:
+            judgement = self.judge(prompt.question, text, prompt.rubric)
+        except AnswerParseError as e:  # an interviewer notes "no number given" and moves on
+            judgement = Judgement("incorrect", 0.0, str(e), missed=prompt.question.rubric.key_points)
         turn = Turn(prompt, text, max(float(seconds), 0.0), judgement)
         self.turns.append(turn)
         self.elapsed += turn.seconds

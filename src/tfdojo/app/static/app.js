@@ -31,7 +31,7 @@ function tabIndents(editor) {
 
 async function uploadRecording(blob, box, status) {
   const form = new FormData();
-  form.append("audio", blob, "answer.webm");
+  form.append("audio", blob, blob.name || "answer.webm");
   status.textContent = "transcribing…";
   const reply = await fetch("/voice/transcribe", { method: "POST", body: form, credentials: "same-origin" });
   const data = await reply.json();
@@ -78,6 +78,12 @@ document.addEventListener("DOMContentLoaded", () => {
   if (editor) tabIndents(editor);
   const record = document.getElementById("record");
   if (record && box) voiceRecorder(record, box, document.getElementById("voice-status"));
+  const audioFile = document.getElementById("audio-file");
+  if (audioFile && box) {
+    audioFile.addEventListener("change", () => {
+      if (audioFile.files.length) uploadRecording(audioFile.files[0], box, document.getElementById("voice-status"));
+    });
+  }
   document.querySelectorAll("form.answer-form, #code-form").forEach((form) => {
     form.addEventListener("submit", () => {
       const button = form.querySelector("button[type=submit]");
