@@ -51,7 +51,7 @@ _NOT_NEGATION = re.compile(
 # Verbs that state an absence: a key point built on one is a negative claim ("drops the bias" = "has no bias").
 _PRIVATIVE = re.compile(
     r"\b(?:drop|drops|dropped|dropping|remove|removes|removed|removing|omit|omits|omitted|avoid|avoids|avoided|"
-    r"avoiding|eliminate|eliminates|eliminated|discard|discards|discarded|lack|lacks|lacked|without)\b",
+    r"avoiding|eliminate|eliminates|eliminated|discard|discards|discarded|lack|lacks|lacked)\b",
     re.IGNORECASE,
 )
 _PRONOUN = re.compile(r"\b(?:them|it)\b", re.IGNORECASE)
@@ -139,7 +139,7 @@ def _contrast_clauses(text: str) -> list[Clause]:
 
 def states_negative(text: str) -> bool:
     """Whether a statement (a rubric's key point) is itself a negative claim: its first clause is negated or is
-    built on a privative verb ("drops", "avoids", "removes", "without")."""
+    built on a privative verb ("drops", "avoids", "removes")."""
     clauses = split_clauses(text)
     return bool(clauses) and (clauses[0].negated or bool(_PRIVATIVE.search(clauses[0].text)))
 

@@ -28,13 +28,16 @@ def write_feedback(
     missed: Sequence[PointMatch],
     uncertain: Sequence[PointMatch],
     misconceptions: Sequence[MisconceptionMatch],
+    contradicted: Sequence[PointMatch] = (),
 ) -> str:
     """One line per problem, most important first; a short confirmation when there is none."""
-    total = len(covered) + len(missed) + len(uncertain)
+    total = len(covered) + len(missed) + len(uncertain) + len(contradicted)
     lines = [f"You covered {len(covered)} of {total} key points."]
     for m in misconceptions:
         why = m.misconception.feedback or f"that is a common misconception ({m.misconception.text})."
         lines.append(f"You said {_quote(m.clause)}, but {why[0].lower() + why[1:]}")
+    for p in contradicted:
+        lines.append(f"You said {_quote(p.clause)}, which reads as a wrong version of a key point: {p.point.text}.")
     for p in uncertain:
         lines.append(
             f"You said {_quote(p.clause)}, which seems to deny a key point: {p.point.text}. "

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from tfdojo.practice.rubric import KeyPoint, Misconception
 
@@ -16,13 +17,32 @@ class PointMatch:
     """A key point and the clause of the answer that came closest to it (None when the answer had no clauses).
 
     ``by_alias`` is True when one of the point's aliases occurs in the clause; ``similarity`` is the cosine
-    similarity of the clause and the point's text either way.
+    similarity of the clause and the point's text either way. For a *contradicted* point, ``contrast`` is the wrong
+    claim the clause was closer to (the point with two terms exchanged, or a wrong claim the rubric lists) and
+    ``contrast_similarity`` its similarity to the clause.
     """
 
     point: KeyPoint
     clause: str | None
     similarity: float
     by_alias: bool = False
+    contrast: str | None = None
+    contrast_similarity: float | None = None
+
+    def why(self, status: str) -> dict[str, Any]:
+        """This match as JSON-able data, with the status (covered, missed, uncertain, contradicted) it was given."""
+        out: dict[str, Any] = {
+            "point": self.point.text,
+            "weight": self.point.weight,
+            "status": status,
+            "sentence": self.clause,
+            "similarity": round(self.similarity, 3),
+            "by_alias": self.by_alias,
+        }
+        if self.contrast is not None:
+            out["contrast"] = self.contrast
+            out["contrast_similarity"] = round(self.contrast_similarity or 0.0, 3)
+        return out
 
 
 @dataclass(frozen=True)
@@ -33,6 +53,16 @@ class MisconceptionMatch:
     clause: str
     similarity: float
     by_alias: bool = False
+
+    def why(self) -> dict[str, Any]:
+        """This match as JSON-able data."""
+        return {
+            "misconception": self.misconception.text,
+            "sentence": self.clause,
+            "similarity": round(self.similarity, 3),
+            "by_alias": self.by_alias,
+            "feedback": self.misconception.feedback,
+        }
 
 
 @dataclass(frozen=True)
@@ -46,6 +76,16 @@ class Grade:
     ``shown`` is the 3-way label the trainer displays. It equals ``verdict`` except for an uncertain grade, which is
     shown as the grade its credited points alone earn (uncertain points are never silently credited), flagged for
     the learner to check.
+
+    ``contradicted`` holds the points the answer states wrongly: a sentence about the point that is closer to a wrong
+    version of it (two terms exchanged, "queries" for "keys and values") than to the point itself. Like a stated
+    misconception, it costs a level. ``not_english`` marks an answer that was not graded because it is not in
+    English (``feedback`` says so); ``keyword_salad`` one that lists terms without a claim.
+
+    ``why()`` is the evidence behind the grade as JSON-able data (``to_json()`` serialises it): for every key point
+    its status, the sentence of the answer that matched it (or came closest) and the similarity, plus the wrong claim
+    it was closer to when contradicted; every misconception stated, with its sentence and similarity; and the
+    reason an answer was not graded at all (``"empty"``, ``"keyword-salad"``, ``"not-english"``).
     """
 
     verdict: Verdict
@@ -57,3 +97,39 @@ class Grade:
     feedback: str
     shown: ShownLabel
     keyword_salad: bool = False
+    contradicted: tuple[PointMatch, ...] = ()
+    not_english: bool = False
+
+    @property
+    def ungraded(self) -> str | None:
+        """Why no point was looked at ("empty", "keyword-salad", "not-english"), or None for a graded answer."""
+        if self.not_english:
+            return "not-english"
+        if self.keyword_salad:
+            return "keyword-salad"
+        if not (self.covered or self.uncertain or self.contradicted or self.misconceptions):
+            return "empty" if all(p.clause is None for p in self.missed) else None
+        return None
+
+    def why(self) -> dict[str, Any]:
+        """The evidence behind the grade, as JSON-able data (see the class docstring)."""
+        statuses = (
+            ("covered", self.covered),
+            ("contradicted", self.contradicted),
+            ("uncertain", self.uncertain),
+            ("missed", self.missed),
+        )
+        return {
+            "verdict": self.verdict,
+            "shown": self.shown,
+            "score": round(self.score, 3),
+            "language": "English",
+            "ungraded": self.ungraded,
+            "points": [m.why(status) for status, matches in statuses for m in matches],
+            "misconceptions": [m.why() for m in self.misconceptions],
+            "feedback": self.feedback,
+        }
+
+    def to_json(self) -> str:
+        """``why()`` as a JSON string (UTF-8 text, not ASCII-escaped)."""
+        return json.dumps(self.why(), ensure_ascii=False)
