@@ -98,7 +98,7 @@ def test_editor_answers_and_the_answer_cap(dirs, graded, tmp_path):
     script = f"{huge}\n\n:edit\n\n\n"
     result = _run("drill", "--id", "why-scale-scores", "--no-timer", *opts, input=script, env={"EDITOR": str(editor)})
     assert result.exit_code == 0, result.output
-    assert "200,000 characters; the cap is 10,000" in " ".join(result.stderr.split())
+    assert "200,000 characters; the cap is 5,000" in " ".join(result.stderr.split())
     assert graded == ["written in the editor\n\nsecond paragraph"]  # a blank line inside it did not split it
 
 

@@ -1,7 +1,7 @@
 """`tfdojo drill` driven in a pseudo-terminal, keys and pastes as a terminal sends them (pexpect).
 
 The free-text grader is replaced in the child by a stub that writes each answer it receives to a file, so the
-test sees exactly what the drill submitted: a pasted answer with a 5,000-character line and a blank line in it
+test sees exactly what the drill submitted: a pasted answer with a 4,200-character line and a blank line in it
 arrives whole, an arrow key edits instead of being stored as an escape code, and text typed before the prompt
 is drawn is kept.
 """
@@ -47,7 +47,7 @@ def test_paste_arrow_keys_typeahead_and_summary_in_a_real_terminal(tmp_path):
     try:
         child.send("typed early ")  # before the question is even drawn
         child.expect("Alt\\+Enter submits")
-        long_line = "x" * 5000
+        long_line = "x" * 4200  # past the 4,095 characters a cooked terminal line holds, under the answer cap
         pasted = f"line one {long_line}\n\nline three after a blank line\n"
         child.send(PASTE_START + pasted + PASTE_END)
         child.send("ab" + LEFT + "X")  # the cursor moves left: aXb, no escape code stored

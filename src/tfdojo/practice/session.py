@@ -24,7 +24,7 @@ from tfdojo.practice.scheduler import rating_for
 from tfdojo.practice.schema import Question
 from tfdojo.practice.store import Attempt, ProgressStore
 
-MAX_ANSWER_CHARS = 10_000  # about 1,500 words: far more than any spoken answer; grading time grows with length
+MAX_ANSWER_CHARS = 5_000  # about 800 words, more than five minutes spoken; grading time grows with length
 MAX_SOURCE_CHARS = 100_000  # a coding answer is one file
 
 
