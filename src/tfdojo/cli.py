@@ -253,7 +253,14 @@ def _mount_training() -> None:
     register(app)  # tfdojo train, tfdojo sample
 
 
+def _mount_serving() -> None:
+    from tfdojo.infer.server.cli import register
+
+    register(app)  # tfdojo serve
+
+
 _mount_subcommands()
+_mount_serving()
 _mount_practice()
 _mount_training()
 _mount_trainer()
