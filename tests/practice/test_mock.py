@@ -200,8 +200,8 @@ def test_a_numeric_answer_without_a_number_is_graded_incorrect_not_an_error() ->
     assert interview.current is not None and interview.current.kind == "follow_up"
 
 
-def test_every_grill_key_point_has_a_probe_that_does_not_give_it_away() -> None:
-    for q in BANK.grill:
+def test_every_key_point_has_a_probe_that_does_not_give_it_away() -> None:
+    for q in BANK:
         if q.type == "coding":
             continue
         for point in q.rubric.key_points:
