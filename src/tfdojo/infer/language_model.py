@@ -24,10 +24,11 @@ class LanguageModel:
     config: Any
     model: nn.Module
     tokenizer: Tokenizer
-    decoder: nn.Module = field(init=False, repr=False)
+    decoder: nn.Module | None = field(default=None, repr=False)  # None: built from ``model`` (FastLlama or itself)
 
     def __post_init__(self) -> None:
-        self.decoder = fast_decoder(self.model)
+        if self.decoder is None:
+            self.decoder = fast_decoder(self.model)
 
     def generate(self, prompt_or_ids: Prompt | Sequence[Prompt], **kwargs: Any) -> Generation | list[Generation]:
         """Continue a prompt; keyword arguments as in :func:`tfdojo.infer.generate.generate`."""
