@@ -75,9 +75,10 @@ def synthesize(text: str, path: str | Path, **synthesis: float) -> Path:
     text = _check_text(text)
     from piper import SynthesisConfig
 
+    piper_voice = load_voice()  # before the file is opened: a missing voice must not leave a header-less wav
     path = Path(path)
     with wave.open(str(path), "wb") as wav:
-        load_voice().synthesize_wav(text, wav, syn_config=SynthesisConfig(**synthesis))
+        piper_voice.synthesize_wav(text, wav, syn_config=SynthesisConfig(**synthesis))
     return path
 
 

@@ -44,6 +44,12 @@ def whisper_config(ct2: Ct2Model) -> WhisperConfig:
     """The WhisperConfig that ``ct2``'s shapes and settings describe; other specs raise UnsupportedModelError."""
     if ct2.spec != "WhisperSpec":
         raise UnsupportedModelError(f"{ct2.path} holds a CTranslate2 {ct2.spec}; tfdojo loads only WhisperSpec here")
+    quantized = [n for n, t in ct2.variables.items() if n.endswith("/weight") and not t.dtype.is_floating_point]
+    if quantized:
+        raise UnsupportedModelError(
+            f"{ct2.path}: {quantized[0]} is {ct2.variables[quantized[0]].dtype} (a quantized model); tfdojo reads "
+            f"float16/bfloat16/float32 CTranslate2 models — convert with --quantization float16"
+        )
     for name, want in EXPECTED_SETTINGS.items():
         if name in ct2.variables and ct2.scalar(name) != want:
             raise UnsupportedModelError(f"{ct2.path}: {name} = {ct2.scalar(name)}, tfdojo's Whisper implements {want}")
@@ -62,19 +68,13 @@ def whisper_config(ct2: Ct2Model) -> WhisperConfig:
 
 
 class _Copier:
-    """Copies CTranslate2 variables into parameters, checking shapes and float dtypes, converting to ``dtype``."""
+    """Copies CTranslate2 variables into parameters, checking shapes, converting to ``dtype``."""
 
     def __init__(self, ct2: Ct2Model, dtype: torch.dtype) -> None:
         self.ct2, self.dtype = ct2, dtype
 
     def get(self, name: str) -> Tensor:
-        t = self.ct2.tensor(name)
-        if not t.dtype.is_floating_point:
-            raise UnsupportedModelError(
-                f"{self.ct2.path}: {name} is {t.dtype} (a quantized model); tfdojo reads float16/bfloat16/float32 "
-                f"CTranslate2 models — convert with --quantization float16"
-            )
-        return t
+        return self.ct2.tensor(name)
 
     def put(self, target: Tensor, source: Tensor, name: str) -> None:
         if tuple(target.shape) != tuple(source.shape):
@@ -161,7 +161,7 @@ def _settings(path: Path) -> dict:
     except (OSError, json.JSONDecodeError) as e:
         raise CheckpointError(f"cannot read {path}: {e}; a CTranslate2 Whisper folder has a JSON config.json") from None
     for key in ("suppress_ids", "suppress_ids_begin"):
-        ids = settings.get(key)
+        ids = settings[key] = settings.get(key) or []  # null when the converter had no generation config
         if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
             raise CheckpointError(f"{path}: {key!r} should be a list of token ids, got {ids!r}")
     return settings
