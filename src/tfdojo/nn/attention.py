@@ -104,10 +104,10 @@ def eager_attention(
         scores = scores.view(b, hq, t, s) + as_additive(full, work)  # broadcast over (B, Hq, T, S)
         scores = scores.view(b, hkv, groups, t, s)
     probs = torch.softmax(scores, dim=-1)
+    out = torch.einsum("bhgts,bhsd->bhgtd", probs, v.to(work)).reshape(b, hq, t, d)  # (B, Hq, T, D)
     if full is not None:  # a query that sees no key attends to nothing: output 0 (masks.rows_without_keys)
-        probs = probs.view(b, hq, t, s).masked_fill(rows_without_keys(full), 0.0).view(b, hkv, groups, t, s)
-    out = torch.einsum("bhgts,bhsd->bhgtd", probs, v.to(work))  # (B, Hkv, G, T, D)
-    return out.reshape(b, hq, t, d).to(q.dtype)
+        out = out.masked_fill(rows_without_keys(full), 0.0)  # zeroes the output, so autograd keeps one probs copy
+    return out.to(q.dtype)
 
 
 @register_backend("sdpa")

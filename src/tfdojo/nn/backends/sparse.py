@@ -125,7 +125,7 @@ def _regular_rows(
     work = torch.promote_types(q.dtype, torch.float32)
     scores = torch.einsum("bhgnqd,bhnkd->bhgnqk", qb.to(work), kb.to(work)) * scale  # (B, Hkv, G, nR, b, W·b)
     scores = scores.masked_fill(~keep, torch.finfo(work).min)
-    probs = scores.softmax(-1).masked_fill(rows_without_keys(keep), 0.0)  # a row that sees no key gives 0
-    out = torch.einsum("bhgnqk,bhnkd->bhgnqd", probs, vb.to(work))  # (B, Hkv, G, nR, b, D)
+    out = torch.einsum("bhgnqk,bhnkd->bhgnqd", scores.softmax(-1), vb.to(work))  # (B, Hkv, G, nR, b, D)
+    out = out.masked_fill(rows_without_keys(keep), 0.0)  # a row that sees no key gives 0
     out = out.reshape(b, hq, n_rows * block, d)[:, :, lead : lead + t]  # (B, Hq, T, D)
     return out.to(q.dtype)
