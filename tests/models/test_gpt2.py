@@ -18,7 +18,7 @@ VOCAB = 96
 def tiny_hf_gpt2(**overrides) -> GPT2LMHeadModel:
     """A 2-layer GPT-2 with every parameter (LayerNorm and biases too) perturbed away from its init."""
     torch.manual_seed(0)
-    config = HFGPT2Config(vocab_size=VOCAB, n_positions=32, n_embd=32, n_layer=2, n_head=4, **overrides)
+    config = HFGPT2Config(**(dict(vocab_size=VOCAB, n_positions=32, n_embd=32, n_layer=2, n_head=4) | overrides))
     return perturbed(GPT2LMHeadModel(config))
 
 
@@ -43,9 +43,17 @@ def test_inner_width_and_activation_follow_config_json(tmp_path):
     check_logits(ours, hf, VOCAB)
 
 
-def test_unsupported_attention_scaling_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="scale_attn_by_inverse_layer_idx"):
-        save_and_load(tiny_hf_gpt2(scale_attn_by_inverse_layer_idx=True), tmp_path)
+def test_scale_attn_by_inverse_layer_idx_matches_hf(tmp_path):
+    """Layer i divides its scores by i + 1 as well: 3 layers so two of them differ from the plain scale."""
+    hf = tiny_hf_gpt2(scale_attn_by_inverse_layer_idx=True, n_layer=3)
+    ours = save_and_load(hf, tmp_path)
+    assert [layer.attn.scale for layer in ours.layers] == [8**-0.5, 8**-0.5 / 2, 8**-0.5 / 3]  # head_dim 32/4
+    check_logits(ours, hf, VOCAB)
+    check_left_padded(ours, hf, VOCAB)
+    plain = tiny_hf_gpt2(n_layer=3)  # the same weights without the option: the option must matter
+    with torch.no_grad():
+        ids = torch.randint(0, VOCAB, (1, 9), generator=torch.Generator().manual_seed(0))
+        assert (plain(ids).logits - hf(ids).logits).abs().amax() > 1e-2
 
 
 def test_config_validation():

@@ -9,6 +9,7 @@ from transformers import LlamaConfig as HFLlamaConfig
 from transformers import LlamaForCausalLM
 
 from tfdojo.errors import ConfigError
+from tfdojo.infer.fast_llama import FastLlama
 
 VOCAB = 96
 
@@ -38,6 +39,22 @@ def test_gqa_logits_match_hf(tmp_path, tied):
     assert (c.n_heads, c.n_kv_heads, c.rope_theta, c.tie_embeddings) == (4, 2, 5000.0, tied)
     assert (ours.lm_head.weight is ours.embed.weight) is tied
     check_logits(ours, hf, VOCAB)
+
+
+@pytest.mark.parametrize(
+    ("attention_bias", "mlp_bias"), [(True, False), (False, True), (True, True)], ids=["attention", "mlp", "both"]
+)
+def test_attention_and_mlp_biases_match_hf(tmp_path, attention_bias, mlp_bias):
+    hf = tiny_hf_llama(attention_bias=attention_bias, mlp_bias=mlp_bias)
+    ours = save_and_load(hf, tmp_path)
+    c = ours.config
+    assert (c.qkv_bias, c.out_bias, c.mlp_bias) == (attention_bias, attention_bias, mlp_bias)
+    check_logits(ours, hf, VOCAB)
+    check_left_padded(ours, hf, VOCAB)
+    fast = FastLlama(ours)  # the fused decoder carries the biases too
+    ids = torch.randint(0, VOCAB, (2, 9), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        torch.testing.assert_close(fast(ids), hf(ids).logits, atol=1e-5, rtol=1e-4)
 
 
 def test_left_padded_batch_matches_each_prompt_alone(tmp_path):

@@ -185,7 +185,10 @@ def _llama(c: LlamaConfig) -> Arch:
         tied_embeddings=c.tie_embeddings,
         norm="rms",
         qkv_bias=c.qkv_bias,
-        sliding_window=c.sliding_window,
+        out_bias=c.out_bias,
+        ffn_bias=c.mlp_bias,
+        # a window bounds the cache only when every layer slides (Qwen2 may keep its first layers full)
+        sliding_window=c.sliding_window if c.sliding_layers is None or all(c.sliding_layers) else None,
     )
 
 

@@ -58,6 +58,11 @@ def _fuse_rows(linears: list[nn.Linear]) -> Tensor:
     return fused
 
 
+def _fused_bias(linears: list[nn.Linear]) -> Tensor | None:
+    """The biases of Linear layers fused by ``_fuse_rows``, concatenated in the same order (None without biases)."""
+    return None if linears[0].bias is None else torch.cat([lin.bias.detach() for lin in linears])
+
+
 def _rms_norm(x: Tensor, norm: RMSNorm) -> Tensor:
     """RMSNorm's arithmetic (statistics in fp32, weight applied in the input dtype) through the fused kernel."""
     return norm.weight * F.rms_norm(x.float(), x.shape[-1:], eps=norm.eps).to(x.dtype)
@@ -102,12 +107,11 @@ class _FastLayer:
         attn, ffn = block.attn, block.ffn
         self.n_heads, self.n_kv_heads, self.head_dim = attn.n_heads, attn.n_kv_heads, attn.head_dim
         self.backend, self.window = attn.backend, attn.window
-        biases = [attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]
-        bqkv = torch.cat([b.detach() for b in biases]) if biases[0] is not None else None
-        self.qkv = _Matrix(_fuse_rows([attn.q_proj, attn.k_proj, attn.v_proj]), bqkv)  # dim -> (Hq + 2·Hkv)·D
-        self.o = _Matrix(attn.o_proj.weight)
-        self.gate_up = _Matrix(_fuse_rows([ffn.gate, ffn.up]))  # dim -> 2·hidden
-        self.down = _Matrix(ffn.down.weight)
+        qkv = [attn.q_proj, attn.k_proj, attn.v_proj]
+        self.qkv = _Matrix(_fuse_rows(qkv), _fused_bias(qkv))  # dim -> (Hq + 2·Hkv)·D
+        self.o = _Matrix(attn.o_proj.weight, attn.o_proj.bias)
+        self.gate_up = _Matrix(_fuse_rows([ffn.gate, ffn.up]), _fused_bias([ffn.gate, ffn.up]))  # dim -> 2·hidden
+        self.down = _Matrix(ffn.down.weight, ffn.down.bias)
         self.norm1, self.norm2 = block.norm1, block.norm2
 
 

@@ -34,6 +34,7 @@ class GPT2Config:
     activation: str = "gelu_tanh"
     tie_embeddings: bool = True
     attention_backend: str = "sdpa"
+    scale_attn_by_inverse_layer_idx: bool = False  # layer i's scores also divided by i + 1 (HF's option)
 
     def __post_init__(self) -> None:
         if self.ffn_hidden is None:
@@ -44,6 +45,12 @@ class GPT2Config:
         if self.dim % self.n_heads:
             raise ConfigError(f"dim ({self.dim}) must be divisible by n_heads ({self.n_heads})")
         get_activation(self.activation)  # raises ConfigError naming the known activations
+
+    def attention_scale(self, layer: int) -> float | None:
+        """Layer ``layer``'s attention score scale: 1/√d_head, over (layer + 1) when scaled by inverse depth."""
+        if not self.scale_attn_by_inverse_layer_idx:
+            return None  # the backend's default 1/√d_head
+        return (self.dim // self.n_heads) ** -0.5 / (layer + 1)
 
     @property
     def max_seq_len(self) -> int:
@@ -61,12 +68,19 @@ class GPT2(nn.Module):
         self.pos_embed = nn.Embedding(c.n_positions, c.dim)
         self.layers = nn.ModuleList(
             PreNormBlock(
-                attn=Attention(c.dim, c.n_heads, qkv_bias=True, out_bias=True, backend=c.attention_backend),
+                attn=Attention(
+                    c.dim,
+                    c.n_heads,
+                    qkv_bias=True,
+                    out_bias=True,
+                    backend=c.attention_backend,
+                    scale=c.attention_scale(i),
+                ),
                 ffn=MLP(c.dim, c.ffn_hidden, c.activation),
                 norm1=LayerNorm(c.dim, c.norm_eps),
                 norm2=LayerNorm(c.dim, c.norm_eps),
             )
-            for _ in range(c.n_layers)
+            for i in range(c.n_layers)
         )
         self.norm = LayerNorm(c.dim, c.norm_eps)
         self.lm_head = nn.Linear(c.dim, c.vocab_size, bias=False)

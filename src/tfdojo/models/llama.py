@@ -2,7 +2,8 @@
 
 SmolLM2 is a small Llama: 30 layers, d=576, 9 query heads sharing 3 key/value heads, tied embeddings.
 Two later families are Llamas with one field changed: Mistral 7B (Jiang et al., 2023) attends within a sliding
-window of the last ``sliding_window`` keys; Qwen2 (Yang et al., 2024) adds biases to the q/k/v projections.
+window of the last ``sliding_window`` keys; Qwen2 (Yang et al., 2024) adds biases to the q/k/v projections (and
+may slide the window in some layers only, ``sliding_layers``).
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ class LlamaConfig:
     tie_embeddings: bool = True
     head_dim: int | None = None
     attention_backend: str = "sdpa"
-    qkv_bias: bool = False  # Qwen2
+    qkv_bias: bool = False  # Qwen2; HF Llama's attention_bias sets it and out_bias
+    out_bias: bool = False  # a bias on o_proj (HF Llama's attention_bias)
+    mlp_bias: bool = False  # biases on gate, up and down (HF Llama's mlp_bias)
     sliding_window: int | None = None  # Mistral: each query sees itself and the window - 1 keys before it
+    sliding_layers: tuple[bool, ...] | None = None  # Qwen2: the layers that use the window (None: all of them)
     rope_scaling: RopeScaling | None = None  # linear / dynamic NTK / YaRN / Llama-3 context extension
 
     def __post_init__(self) -> None:
@@ -55,6 +59,13 @@ class LlamaConfig:
             raise ConfigError(f"RoPE needs an even head_dim, got {self.head_dim}")
         if self.sliding_window is not None and self.sliding_window <= 0:
             raise ConfigError(f"sliding_window must be a positive number of keys or None, got {self.sliding_window}")
+        if self.sliding_layers is not None and len(self.sliding_layers) != self.n_layers:
+            raise ConfigError(f"sliding_layers names {len(self.sliding_layers)} layers; the model has {self.n_layers}")
+
+    def window(self, layer: int) -> int | None:
+        """The sliding window of ``layer``: ``sliding_window`` where that layer slides, else None (full attention)."""
+        slides = self.sliding_layers is None or self.sliding_layers[layer]
+        return self.sliding_window if slides else None
 
 
 class Llama(nn.Module):
@@ -73,14 +84,15 @@ class Llama(nn.Module):
                     c.n_kv_heads,
                     c.head_dim,
                     qkv_bias=c.qkv_bias,
+                    out_bias=c.out_bias,
                     backend=c.attention_backend,
-                    window=c.sliding_window,
+                    window=c.window(i),
                 ),
                 ffn=self.feed_forward(c),
                 norm1=RMSNorm(c.dim, c.norm_eps),
                 norm2=RMSNorm(c.dim, c.norm_eps),
             )
-            for _ in range(c.n_layers)
+            for i in range(c.n_layers)
         )
         self.norm = RMSNorm(c.dim, c.norm_eps)
         self.lm_head = nn.Linear(c.dim, c.vocab_size, bias=False)
@@ -89,7 +101,7 @@ class Llama(nn.Module):
 
     def feed_forward(self, c: LlamaConfig) -> nn.Module:
         """One block's FFN: SwiGLU here; Mixtral overrides it with a routed mixture of SwiGLU experts."""
-        return SwiGLU(c.dim, c.ffn_hidden)
+        return SwiGLU(c.dim, c.ffn_hidden, bias=c.mlp_bias)
 
     def forward(
         self,

@@ -27,6 +27,7 @@ class Attention(nn.Module):
         out_bias: bool = False,
         backend: str = "sdpa",
         window: int | None = None,
+        scale: float | None = None,
     ) -> None:
         super().__init__()
         n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
@@ -37,6 +38,7 @@ class Attention(nn.Module):
         self.backend = backend
         check_window(window)
         self.window = window  # sliding window (Mistral) when causal: each query sees its last `window` keys
+        self.scale = scale  # the scores' multiplier; None is 1/√head_dim
         self.q_proj = nn.Linear(dim, n_heads * self.head_dim, bias=qkv_bias)
         self.k_proj = nn.Linear(dim, n_kv_heads * self.head_dim, bias=qkv_bias)
         self.v_proj = nn.Linear(dim, n_kv_heads * self.head_dim, bias=qkv_bias)
@@ -65,6 +67,7 @@ class Attention(nn.Module):
         if cache is not None:
             k, v = cache.update(layer, k, v)  # (B, Hkv, S, D), S = cached + T
         options = self.backend_options()
-        y = scaled_dot_product(q, k, v, causal=causal, mask=mask, backend=self.backend, **options)  # (B, Hq, T, D)
+        y = scaled_dot_product(q, k, v, causal=causal, mask=mask, scale=self.scale, backend=self.backend, **options)
+        # y: (B, Hq, T, D)
         y = y.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim)  # (B, T, Hq·D)
         return self.o_proj(y)

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from tfdojo.errors import CheckpointError, ConfigError, MissingTensorError
 from tfdojo.tokenize.tokenizer import Tokenizer
 from tfdojo.weights.hf_bert import BERT_FAMILY
+from tfdojo.weights.hf_dinov2 import DINOV2_FAMILY
 from tfdojo.weights.hf_family import HFCheckpoint, HFFamily
 from tfdojo.weights.hf_gpt2 import GPT2_FAMILY
 from tfdojo.weights.hf_llama import LLAMA_FAMILY
@@ -36,6 +37,7 @@ HF_FAMILIES: dict[str, HFFamily] = {
     "mixtral": MIXTRAL_FAMILY,
     "t5": T5_FAMILY,
     "vit": VIT_FAMILY,
+    "dinov2": DINOV2_FAMILY,
 }
 
 

@@ -21,9 +21,7 @@ _ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu
 
 def gpt2_config(hf: Mapping[str, Any], checkpoint: HFCheckpoint) -> GPT2Config:
     """Our GPT2Config from a GPT-2 config.json."""
-    refuse_unsupported(
-        hf, {"scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False, "add_cross_attention": False}
-    )
+    refuse_unsupported(hf, {"scale_attn_weights": True, "add_cross_attention": False})
     act = hf_field(hf, "activation_function", "gelu_new")
     if act not in _ACTIVATIONS:
         raise ConfigError(f"GPT-2 activation_function {act!r} is not supported; expected one of {sorted(_ACTIVATIONS)}")
@@ -37,6 +35,7 @@ def gpt2_config(hf: Mapping[str, Any], checkpoint: HFCheckpoint) -> GPT2Config:
         norm_eps=hf_field(hf, "layer_norm_epsilon", 1e-5),
         activation=_ACTIVATIONS[act],
         tie_embeddings=hf_field(hf, "tie_word_embeddings", True),
+        scale_attn_by_inverse_layer_idx=hf_field(hf, "scale_attn_by_inverse_layer_idx", False),
     )
 
 

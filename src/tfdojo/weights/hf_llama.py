@@ -26,9 +26,10 @@ def rope_scaling(hf: Mapping[str, Any]) -> RopeScaling | None:
 
 
 def llama_config(hf: Mapping[str, Any], checkpoint: HFCheckpoint) -> LlamaConfig:
-    """Our LlamaConfig from a Llama config.json."""
-    refuse_unsupported(hf, {"hidden_act": "silu", "attention_bias": False, "mlp_bias": False})
+    """Our LlamaConfig from a Llama config.json; ``attention_bias`` biases q, k, v and o, ``mlp_bias`` the SwiGLU."""
+    refuse_unsupported(hf, {"hidden_act": "silu"})
     n_heads = hf_field(hf, "num_attention_heads")
+    attention_bias = hf_field(hf, "attention_bias", False)
     return LlamaConfig(
         vocab_size=hf_field(hf, "vocab_size"),
         dim=hf_field(hf, "hidden_size"),
@@ -42,28 +43,35 @@ def llama_config(hf: Mapping[str, Any], checkpoint: HFCheckpoint) -> LlamaConfig
         max_seq_len=hf_field(hf, "max_position_embeddings", 2048),
         tie_embeddings=hf_field(hf, "tie_word_embeddings", False),
         head_dim=hf.get("head_dim"),
+        qkv_bias=attention_bias,
+        out_bias=attention_bias,
+        mlp_bias=hf_field(hf, "mlp_bias", False),
     )
 
 
 def llama_state_dict(ckpt: HFCheckpoint, config: LlamaConfig) -> dict[str, Tensor]:
-    """Our parameter names -> tensors (HF ``model.layers.i.self_attn.q_proj`` -> ``layers.i.attn.q_proj``)."""
+    """Our parameter names -> tensors (HF ``model.layers.i.self_attn.q_proj`` -> ``layers.i.attn.q_proj``), with
+    the biases the config asks for (q/k/v for Qwen2's and Llama's ``attention_bias``, o and the MLP for Llama's)."""
     base = ckpt.base_prefix("embed_tokens.weight", "model.")
     out = {"embed.weight": ckpt.take(f"{base}embed_tokens.weight"), "norm.weight": ckpt.take(f"{base}norm.weight")}
     if not config.tie_embeddings:
         out["lm_head.weight"] = ckpt.take("lm_head.weight")
+    linears = {  # ours -> HF, below layers.i.; each with the bias flag that covers it
+        "attn.q_proj": ("self_attn.q_proj", config.qkv_bias),
+        "attn.k_proj": ("self_attn.k_proj", config.qkv_bias),
+        "attn.v_proj": ("self_attn.v_proj", config.qkv_bias),
+        "attn.o_proj": ("self_attn.o_proj", config.out_bias),
+        "ffn.gate": ("mlp.gate_proj", config.mlp_bias),
+        "ffn.up": ("mlp.up_proj", config.mlp_bias),
+        "ffn.down": ("mlp.down_proj", config.mlp_bias),
+    }
     for i in range(config.n_layers):
         hf, ours = f"{base}layers.{i}.", f"layers.{i}."
-        out |= {
-            f"{ours}attn.{p}.weight": ckpt.take(f"{hf}self_attn.{p}.weight") for p in ("q_proj", "k_proj", "v_proj")
-        }
-        out |= {
-            f"{ours}attn.o_proj.weight": ckpt.take(f"{hf}self_attn.o_proj.weight"),
-            f"{ours}ffn.gate.weight": ckpt.take(f"{hf}mlp.gate_proj.weight"),
-            f"{ours}ffn.up.weight": ckpt.take(f"{hf}mlp.up_proj.weight"),
-            f"{ours}ffn.down.weight": ckpt.take(f"{hf}mlp.down_proj.weight"),
-            f"{ours}norm1.weight": ckpt.take(f"{hf}input_layernorm.weight"),
-            f"{ours}norm2.weight": ckpt.take(f"{hf}post_attention_layernorm.weight"),
-        }
+        for name, (hf_name, biased) in linears.items():
+            for kind in ("weight", "bias") if biased else ("weight",):
+                out[f"{ours}{name}.{kind}"] = ckpt.take(f"{hf}{hf_name}.{kind}")
+        out[f"{ours}norm1.weight"] = ckpt.take(f"{hf}input_layernorm.weight")
+        out[f"{ours}norm2.weight"] = ckpt.take(f"{hf}post_attention_layernorm.weight")
     return out
 
 

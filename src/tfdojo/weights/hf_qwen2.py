@@ -1,4 +1,4 @@
-"""Hugging Face Qwen2 folders -> tfdojo Llama with ``qkv_bias`` (Llama's tensor names plus q/k/v biases)."""
+"""Hugging Face Qwen2 folders -> tfdojo Llama with ``qkv_bias`` and per-layer sliding windows (Llama's names)."""
 
 from __future__ import annotations
 
@@ -6,27 +6,28 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from torch import Tensor
-
 from tfdojo.models.llama import Llama, LlamaConfig
-from tfdojo.weights.hf_family import HFCheckpoint, HFFamily, refuse_unsupported
+from tfdojo.weights.hf_family import HFCheckpoint, HFFamily, hf_field
 from tfdojo.weights.hf_llama import llama_config, llama_state_dict
 
 
 def qwen2_config(hf: Mapping[str, Any], checkpoint: HFCheckpoint) -> LlamaConfig:
-    """LlamaConfig from a Qwen2 config.json; Qwen2's per-layer sliding window option is not implemented."""
-    refuse_unsupported(hf, {"use_sliding_window": False})
-    return dataclasses.replace(llama_config(hf, checkpoint), qkv_bias=True)
+    """LlamaConfig from a Qwen2 config.json: q/k/v biases, and the sliding window where it applies.
+
+    ``use_sliding_window`` turns the window on; ``layer_types`` (or, without it, layers from ``max_window_layers``
+    on, as HF derives it) says which layers slide; the others attend fully.
+    """
+    window = hf_field(hf, "sliding_window", None) if hf_field(hf, "use_sliding_window", False) else None
+    n_layers = hf_field(hf, "num_hidden_layers")
+    if window is None:
+        sliding_layers = None
+    elif hf.get("layer_types") is not None:
+        sliding_layers = tuple(kind == "sliding_attention" for kind in hf["layer_types"])
+    else:
+        sliding_layers = tuple(i >= hf_field(hf, "max_window_layers", 28) for i in range(n_layers))
+    return dataclasses.replace(
+        llama_config(hf, checkpoint), qkv_bias=True, sliding_window=window, sliding_layers=sliding_layers
+    )
 
 
-def qwen2_state_dict(checkpoint: HFCheckpoint, config: LlamaConfig) -> dict[str, Tensor]:
-    """Llama's mapping plus ``layers.i.attn.{q,k,v}_proj.bias``."""
-    state = llama_state_dict(checkpoint, config)
-    base = checkpoint.base_prefix("embed_tokens.weight", "model.")
-    for i in range(config.n_layers):
-        for p in ("q_proj", "k_proj", "v_proj"):
-            state[f"layers.{i}.attn.{p}.bias"] = checkpoint.take(f"{base}layers.{i}.self_attn.{p}.bias")
-    return state
-
-
-QWEN2_FAMILY = HFFamily(config=qwen2_config, model=Llama, state_dict=qwen2_state_dict)
+QWEN2_FAMILY = HFFamily(config=qwen2_config, model=Llama, state_dict=llama_state_dict)

