@@ -105,10 +105,10 @@ def test_editor_answers_and_the_answer_cap(dirs, graded, tmp_path):
 def test_an_interrupted_drill_resumes_where_it_stopped(dirs, graded):
     opts, data = dirs
     first = _run("drill", "--section", "attention-maths", "--type", "conceptual", "--no-timer", *opts, input=":quit\n")
-    assert first.exit_code == 0 and "1 questions left" in first.stdout and "drill --resume" in first.stdout
+    assert first.exit_code == 0 and "1 question left" in first.stdout and "drill --resume" in first.stdout
     resumed = _run("drill", "--resume", "--no-timer", *opts, input="an answer\n\n\n")
     assert resumed.exit_code == 0, resumed.output
-    assert "why-scale-scores" in resumed.stdout and "questions left" not in resumed.stdout
+    assert "why-scale-scores" in resumed.stdout and " left:" not in resumed.stdout
     (attempt,) = _attempts(data)
     with ProgressStore(data / FILE_NAME, read_only=True) as store:
         first_session = store.session(attempt.session_id)

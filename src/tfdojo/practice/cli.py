@@ -165,7 +165,8 @@ def _run_drill(session: DrillSession, questions: list[Question], bank: Bank, wor
     show_summary(session.submissions, skipped, before, count(session.states(bank), grill_ids))
     left = session.store.session(session.id).left
     if left:
-        out.print(f"{len(left)} questions left: [bold]tfdojo drill --resume[/] continues this drill")
+        noun = "question" if len(left) == 1 else "questions"
+        out.print(f"{len(left)} {noun} left: [bold]tfdojo drill --resume[/] continues this drill")
     out.print(f"[dim]progress in {session.store.path}[/]")
 
 
