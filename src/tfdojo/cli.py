@@ -259,8 +259,15 @@ def _mount_serving() -> None:
     register(app)  # tfdojo serve
 
 
+def _mount_speech() -> None:
+    from tfdojo.infer.speech_cli import register
+
+    register(app)  # tfdojo transcribe, tfdojo say
+
+
 _mount_subcommands()
 _mount_serving()
+_mount_speech()
 _mount_practice()
 _mount_training()
 _mount_trainer()
