@@ -19,14 +19,14 @@ the first tokens leave the cache.
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from tfdojo.errors import ConfigError
-from tfdojo.infer.cache import CacheFactory, CacheGeometry, check_room, check_sizes
+from tfdojo.infer.cache import CacheFactory, CacheGeometry, StaticKVCache, check_sizes
 from tfdojo.nn.rope import inverse_frequencies, rotate_half
 
 
-class SinkKVCache:
+class SinkKVCache(StaticKVCache):
     """Implements ``tfdojo.nn.kv.KVCache``: ``sinks`` first tokens + the last ``window`` tokens, cache positions."""
 
     def __init__(
@@ -40,15 +40,12 @@ class SinkKVCache:
         room: int = 1,
     ) -> None:
         g = geometry
-        check_sizes(batch=batch, window=window, room=room)
+        check_sizes(window=window, room=room)
         if sinks < 0 or room > window:
             raise ConfigError(f"need sinks >= 0 and room <= window, got sinks={sinks}, room={room}, window={window}")
-        self.sinks, self.capacity, self.room = sinks, sinks + window, room
-        shape = (g.n_layers, batch, g.n_kv_heads, self.capacity, g.head_dim)
-        self.k = torch.zeros(shape, dtype=g.dtype, device=g.device)
-        self.v = torch.zeros_like(self.k)
+        super().__init__(g.n_layers, batch, g.n_kv_heads, sinks + window, g.head_dim, dtype=g.dtype, device=g.device)
+        self.sinks, self.room = sinks, room
         self.inv_freq = inverse_frequencies(g.head_dim, rope_theta).to(g.device)  # (D/2,)
-        self._length = 0
         self.evicted = 0  # tokens dropped so far (the text position of a new token is length + evicted)
 
     @classmethod
@@ -64,22 +61,10 @@ class SinkKVCache:
 
         return build
 
-    @property
-    def length(self) -> int:
-        """Positions held now (at most sinks + window); new tokens take positions from here."""
-        return self._length
-
-    def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Write k, v (B, Hkv, T, D) after the held positions; return views (B, Hkv, length + T, D)."""
-        end = check_room(self.capacity, self._length, k.shape[2])
-        self.k[layer, :, :, self._length : end] = k
-        self.v[layer, :, :, self._length : end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
-
     def advance(self, t: int) -> None:
         """Commit t positions, then evict the oldest non-sink tokens so that ``room`` more will fit."""
         self._length += t
-        n = self._length + self.room - self.capacity
+        n = self._length + self.room - self.max_len  # max_len = sinks + window
         if n <= 0:
             return
         s, kept = self.sinks, self._length - self.sinks - n  # window tokens that stay

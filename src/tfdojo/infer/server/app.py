@@ -213,6 +213,18 @@ def create_app(lm: Any, config: ServerConfig, encoder: Any = None) -> FastAPI:
             for r, _ in submitted:
                 runner.cancel(r.id)
 
+    async def collect(
+        submitted: list[tuple[EngineRequest, asyncio.Queue[TokenEvent]]], stops: Sequence[str]
+    ) -> tuple[list[str], list[list[TokenEvent]], list[str | None]]:
+        """Every choice's whole text, token events and finish reason (non-streaming responses)."""
+        n = len(submitted)
+        texts, events_of, reasons = [""] * n, [[] for _ in range(n)], [None] * n
+        async for i, piece, events, finish in merged(submitted, stops):
+            texts[i] += piece
+            events_of[i] += events
+            reasons[i] = finish or reasons[i]
+        return texts, events_of, reasons
+
     def logprob_entries(events: list[TokenEvent]) -> list[dict[str, Any]]:
         entries = []
         for e in events:
@@ -270,11 +282,7 @@ def create_app(lm: Any, config: ServerConfig, encoder: Any = None) -> FastAPI:
 
             return StreamingResponse(stream(), media_type="text/event-stream")
 
-        texts, events_of, reasons = [""] * body.n, [[] for _ in range(body.n)], [None] * body.n
-        async for i, piece, events, finish in merged(submitted, body.stops()):
-            texts[i] += piece
-            events_of[i] += events
-            reasons[i] = finish or reasons[i]
+        texts, events_of, reasons = await collect(submitted, body.stops())
         choices = [
             {
                 "index": i,
@@ -324,11 +332,7 @@ def create_app(lm: Any, config: ServerConfig, encoder: Any = None) -> FastAPI:
 
             return StreamingResponse(stream(), media_type="text/event-stream")
 
-        texts, events_of, reasons = [""] * body.n, [[] for _ in range(body.n)], [None] * body.n
-        async for i, piece, events, finish in merged(submitted, body.stops()):
-            texts[i] += piece
-            events_of[i] += events
-            reasons[i] = finish or reasons[i]
+        texts, events_of, reasons = await collect(submitted, body.stops())
         choices = [
             {
                 "index": i,

@@ -1,0 +1,235 @@
+"""Serving SmolLM2-135M: continuous batching, the HTTP server under load, prefix caching, speculative decoding.
+
+    .venv/bin/python bench/serve.py            # writes bench/results/serve.json
+
+1. Engine: aggregate tokens/s with 1, 4 and 16 requests in flight (32-token prompts, 32 new tokens, EOS ignored),
+   in-process, against the single-stream rate.
+2. Server: ``tfdojo serve``'s app under uvicorn on 127.0.0.1, 1 / 4 / 16 / 32 concurrent streaming clients (the
+   openai AsyncOpenAI client): aggregate tokens/s, time to first token and inter-token gaps (p50 / p95).
+3. Prefix cache: time to first token of a chat whose ~1k-token system prompt is new (miss) or was served before
+   (hit), and the same pair with prefix caching off.
+4. Speculative decoding on an edit workload (rewrite a paragraph with small changes, greedy): prompt lookup and
+   a draft model made of SmolLM2's first 8 layers (self-speculation), against plain decoding: acceptance rate
+   and speed-up, identical tokens checked.
+
+The machine is shared: the 1-minute load average is recorded before and after each section. One torch thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import openai
+import torch
+import uvicorn
+
+import tfdojo
+from tfdojo.infer.engine import Engine, Request
+from tfdojo.infer.fast_llama import fast_decoder
+from tfdojo.infer.paged_cache import BlockPool
+from tfdojo.infer.server.app import ServerConfig, create_app
+from tfdojo.infer.speculative import DraftModel, PromptLookup, speculative_generate
+
+RESULTS = Path(__file__).parent / "results"
+NAME = "smollm2-135m-instruct"
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def engine_throughput(lm, concurrency: int, new_tokens: int = 32) -> dict[str, float]:
+    """All ``concurrency`` requests submitted at once; tokens produced / wall time until the last finishes."""
+    engine = Engine(lm.decoder, BlockPool.for_model(lm.model, 512, 16), max_batch=32)
+    prompt = lm.tokenizer.encode("Write a short story about a robot who learns to paint. " * 3)[:32]
+    for i in range(concurrency):
+        engine.add(Request([*prompt[:-1], prompt[-1] + i], max_new_tokens=new_tokens))  # distinct prompts
+    start, produced = time.perf_counter(), 0
+    while engine.has_work:
+        produced += len(engine.step())
+    seconds = time.perf_counter() - start
+    return {"concurrency": concurrency, "tokens": produced, "seconds": seconds, "tok_s": produced / seconds}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+async def client_load(url: str, clients: int, new_tokens: int = 32) -> dict[str, float]:
+    """``clients`` concurrent streaming completions; TTFT and inter-token gaps per stream."""
+    client = openai.AsyncOpenAI(base_url=url, api_key="unused", max_retries=0, timeout=600)
+
+    async def one(i: int) -> tuple[float, list[float], int]:
+        start = time.perf_counter()
+        stream = await client.completions.create(
+            model=NAME,
+            prompt=f"Client {i} asks: what is a transformer?",
+            max_tokens=new_tokens,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        stamps, tokens = [], 0
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].text:
+                stamps.append(time.perf_counter())
+            if chunk.usage is not None:
+                tokens = chunk.usage.completion_tokens
+        gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+        return stamps[0] - start, gaps, tokens
+
+    start = time.perf_counter()
+    results = await asyncio.gather(*(one(i) for i in range(clients)))
+    seconds = time.perf_counter() - start
+    ttfts = [r[0] for r in results]
+    gaps = [g for r in results for g in r[1]]
+    tokens = sum(r[2] for r in results)
+    return {
+        "clients": clients,
+        "tok_s": tokens / seconds,
+        "ttft_p50_s": statistics.median(ttfts),
+        "ttft_p95_s": percentile(ttfts, 0.95),
+        "itl_p50_s": percentile(gaps, 0.5),
+        "itl_p95_s": percentile(gaps, 0.95),
+    }
+
+
+class Server:
+    """The app under uvicorn in a thread."""
+
+    def __init__(self, lm, config: ServerConfig, port: int) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(create_app(lm, config), port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{port}/v1"
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join()
+
+
+def chat_ttft(url: str, system: str, question: str) -> float:
+    client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=600)
+    start = time.perf_counter()
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+    stream = client.chat.completions.create(model=NAME, messages=messages, max_tokens=2, temperature=0, stream=True)
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            ttft = time.perf_counter() - start
+            break
+    stream.close()
+    return ttft
+
+
+def prefix_cache(lm) -> dict[str, float]:
+    system = "You are a careful assistant. " + " ".join(
+        f"Rule {i}: answer precisely, cite the relevant section, and keep answers short." for i in range(70)
+    )
+    tokens = len(lm.tokenizer.encode(system))
+    out: dict[str, float] = {"system_prompt_tokens": tokens}
+    for caching, port in ((True, 8093), (False, 8094)):
+        config = ServerConfig(NAME, kv_blocks=512)
+        with Server(lm, config, port) as server:
+            server.server.config.app.state.runner.engine.prefix_caching = caching
+            miss = chat_ttft(server.url, system, "What is rule 3?")
+            hit = chat_ttft(server.url, system, "What is rule 12?")
+        tag = "on" if caching else "off"
+        out[f"ttft_first_s_caching_{tag}"], out[f"ttft_second_s_caching_{tag}"] = miss, hit
+    out["hit_speedup"] = out["ttft_first_s_caching_on"] / out["ttft_second_s_caching_on"]
+    return out
+
+
+EDIT_TEXT = (
+    "The transformer architecture replaced recurrence with attention. Each layer lets every token look at every "
+    "other token, weighs them by learned similarity, and mixes their values. Because the whole sequence is "
+    "processed at once, training parallelises well on modern accelerators. Decoding, however, still produces one "
+    "token at a time, which is why inference engines cache keys and values and batch many requests together."
+)
+
+
+def speculative(lm) -> dict[str, object]:
+    prompt = lm.tokenizer.apply_chat_template(
+        [{"role": "user", "content": f"Repeat the following paragraph exactly, word for word:\n\n{EDIT_TEXT}"}]
+    )
+    new = 96
+    start = time.perf_counter()
+    plain = lm.generate(prompt, max_new_tokens=new)
+    plain_s = time.perf_counter() - start
+    draft_model = copy.deepcopy(lm.model)
+    draft_model.layers = draft_model.layers[:8]
+    draft_model.config = dataclasses.replace(lm.config, n_layers=8)
+    drafters = {"prompt_lookup": PromptLookup(3), "draft_first_8_layers": DraftModel(fast_decoder(draft_model))}
+    rows: dict[str, object] = {"plain_s": plain_s, "plain_tokens": len(plain.token_ids)}
+    for name, drafter in drafters.items():
+        for k in (4, 8):
+            result = speculative_generate(lm.decoder, lm.tokenizer, prompt, drafter, k=k, max_new_tokens=new)
+            rows[f"{name}_k{k}"] = {
+                "identical_tokens": result.token_ids == plain.token_ids,
+                "acceptance": result.acceptance,
+                "target_forwards": result.target_forwards,
+                "seconds": result.seconds,
+                "speedup": plain_s / result.seconds,
+            }
+    return rows
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    torch.set_num_threads(1)  # on a loaded 2-core machine a second spin-waiting thread costs more than it gives
+    lm = tfdojo.load(NAME)
+    report: dict[str, object] = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    before = load()
+    engine = [engine_throughput(lm, c) for c in (1, 4, 16)]
+    single = engine[0]["tok_s"]
+    for row in engine:
+        row["vs_single"] = row["tok_s"] / single
+        print(f"engine  {row['concurrency']:>2} in flight: {row['tok_s']:6.1f} tok/s  ({row['vs_single']:.2f}x)")
+    report["engine"] = {"rows": engine, "load_before": before, "load_after": load()}
+
+    before = load()
+    with Server(lm, ServerConfig(NAME, kv_blocks=1024, max_waiting=64), 8092) as server:
+        http = [asyncio.run(client_load(server.url, c)) for c in (1, 4, 16, 32)]
+    for row in http:
+        print(
+            f"server  {row['clients']:>2} clients: {row['tok_s']:6.1f} tok/s  ttft p50 {row['ttft_p50_s']:.2f}s "
+            f"p95 {row['ttft_p95_s']:.2f}s  itl p50 {row['itl_p50_s'] * 1000:.0f}ms p95 {row['itl_p95_s'] * 1000:.0f}ms"
+        )
+    report["server"] = {"rows": http, "load_before": before, "load_after": load()}
+
+    before = load()
+    prefix = prefix_cache(lm)
+    print(f"prefix  {prefix}")
+    report["prefix_cache"] = {**prefix, "load_before": before, "load_after": load()}
+
+    before = load()
+    spec = speculative(lm)
+    print(f"spec    {json.dumps(spec, indent=1)}")
+    report["speculative"] = {**spec, "load_before": before, "load_after": load()}
+
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "serve.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
