@@ -9,17 +9,16 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
+from conftest import TINY, tiny_config
 from tfdojo.errors import CheckpointError, ConfigError
 from tfdojo.train import Trainer
 from tfdojo.train.checkpoint import checkpoint_paths
 from tfdojo.train.metrics import read_metrics
-
-from conftest import TINY, tiny_config
 
 STEPS = 20
 CLI = [sys.executable, "-c", "from tfdojo.cli import app; app()"]

@@ -125,6 +125,9 @@ class DiagnosticsConfig:
 
     policy: SpikePolicy = "skip"
     z_threshold: float = 6.0
+    loss_margin: float = 0.1  # and a loss spike must exceed the median loss by this fraction
+    grad_factor: float = 10.0  # and a gradient spike must be this many times the median gradient norm (clipping
+    # absorbs smaller ones; healthy runs show 4x blips at plateaus)
     window: int = 50  # steps of history the statistics use
     min_history: int = 20  # no spike is declared before this many clean steps
     lr_cut: float = 0.5  # rollback multiplies the learning rate by this

@@ -1,7 +1,10 @@
 """Loss-spike and NaN diagnostics: robust z-scores of the loss and gradient norm against recent clean steps.
 
 A step is a spike when its loss or gradient norm is not finite, or lies more than ``z_threshold`` robust
-standard deviations (1.4826 · median absolute deviation) above the median of the last ``window`` clean steps.
+standard deviations above the median of the last few clean steps (the spread measured on the step-to-step
+changes of the last ``window`` clean steps)
+*and* clearly above it in size (``loss_margin``, ``grad_factor``): the z-score alone flags the slow drifts of
+a healthy run, whose recent history is narrow.
 Spikes are judged before the optimizer step, so the "skip" policy drops the batch before it does harm; the
 "rollback" policy (PaLM, Chowdhery et al., 2022, §5.1: restart from an earlier checkpoint and skip the
 offending batches) restores the last checkpoint and cuts the learning rate. Either way the report names the
@@ -21,13 +24,16 @@ from torch import nn
 from tfdojo.train.config import DiagnosticsConfig
 
 
-def robust_z(value: float, history: list[float]) -> float:
-    """How many robust standard deviations ``value`` lies above the median of ``history``."""
+def robust_z(value: float, history: list[float], recent: int = 5) -> float:
+    """How many robust standard deviations ``value`` lies above the median of the ``recent`` last values.
+
+    The spread comes from step-to-step differences (σ ≈ 1.4826 · median|Δ| / √2), which stay small while the
+    loss trends down; the spread of the values themselves would include the trend and hide real spikes.
+    """
     t = torch.tensor(history, dtype=torch.float64)
-    median = float(t.median())
-    mad = float((t - median).abs().median())
-    spread = 1.4826 * mad + 1e-3 * abs(median) + 1e-12  # a floor, so a flat history does not flag noise
-    return (value - median) / spread
+    center = float(t[-recent:].median())
+    sigma = 1.4826 * float((t[1:] - t[:-1]).abs().median()) / math.sqrt(2)
+    return (value - center) / (sigma + 1e-3 * abs(center) + 1e-12)  # a floor, so a flat history flags no noise
 
 
 def layer_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
@@ -88,8 +94,11 @@ class SpikeDetector:
             return True, math.inf, math.inf
         if len(self.losses) < self.config.min_history:
             return False, 0.0, 0.0
+        c = self.config
         lz, gz = robust_z(loss, list(self.losses)), robust_z(grad_norm, list(self.grad_norms))
-        return max(lz, gz) > self.config.z_threshold, lz, gz
+        loss_spike = lz > c.z_threshold and loss > (1 + c.loss_margin) * _median(self.losses)
+        grad_spike = gz > c.z_threshold and grad_norm > c.grad_factor * _median(self.grad_norms)
+        return loss_spike or grad_spike, lz, gz
 
     def record(self, loss: float, grad_norm: float, grads: dict[str, float], ratios: dict[str, float]) -> None:
         """Add a clean step to the history (bounded by the window)."""
@@ -125,6 +134,10 @@ class SpikeDetector:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for k, v in state.items():
             setattr(self, k, deque(v))
+
+
+def _median(values: deque[float], recent: int = 5) -> float:
+    return float(torch.tensor(list(values)[-recent:], dtype=torch.float64).median())
 
 
 def _finite(x: Any) -> float:
