@@ -11,6 +11,8 @@ temporary folder; the client is urllib. Times are wall-clock from sending the re
   redirects to — what the user waits for after "Submit". "numeric" is the fast path (a parse and a calculator
   call); "free text" runs the MiniLM grader with the encoder already loaded (the first answer, which loads it, is
   reported apart as cold).
+  The grader's own time inside the server is measured too, so "web overhead" (round trip minus grading) is what
+  the web layer adds: HTTP, the store transaction, the redirect and the result page.
 * transcription (when voice is installed): a Piper clip uploaded to /voice/transcribe (decode + our Whisper), as a
   real-time factor, next to faster-whisper on the same clips in the same run.
 """
@@ -32,6 +34,7 @@ from urllib.parse import urlencode
 
 from tfdojo.app.background import serve
 from tfdojo.app.config import WebConfig
+from tfdojo.app.trainer import Trainer
 from tfdojo.practice.loader import load_bank
 from tfdojo.practice.mock_judge import judge
 
@@ -161,7 +164,17 @@ def main() -> None:
         port = s.getsockname()[1]
     data = Path(tempfile.mkdtemp(prefix="tfdojo-bench-web-"))
     results: dict = {}
-    with serve(WebConfig(port=port, data_dir=data)) as base:
+    grading_ms: list[float] = []
+
+    def timed_judge(question, answer, rubric):  # noqa: ANN001, ANN202 - the trainer's Judge signature
+        start = time.perf_counter()
+        try:
+            return judge(question, answer, rubric)
+        finally:
+            grading_ms.append((time.perf_counter() - start) * 1000)
+
+    config = WebConfig(port=port, data_dir=data)
+    with serve(config, Trainer(config, judge=timed_judge)) as base:
         for path in pages:
             request(base + path)  # warm the route and the template
         per_page = {path: [timed(lambda u=base + path: request(u)) for _ in range(pages_n)] for path in pages}
@@ -169,14 +182,21 @@ def main() -> None:
         results["page_all"] = summary([t for v in per_page.values() for t in v])
         answer = "Each query is compared with every key by a dot product; a softmax over the keys gives weights."
         cold = answer_round_trip(base, card, answer)
+        grading_ms.clear()
         numeric_times = [answer_round_trip(base, numeric.id, "7e9") for _ in range(answers_n)]
+        numeric_grading = list(grading_ms)
+        grading_ms.clear()
         free_times = [answer_round_trip(base, card, answer + f" ({i})") for i in range(answers_n)]
+        free_grading = list(grading_ms)
+        overhead = [rt - g for rt, g in zip(numeric_times + free_times, numeric_grading + free_grading, strict=True)]
         question = bank[card]
         alone = [timed(lambda i=i: judge(question, answer + f" [{i}]")) for i in range(answers_n)]
         results["grade_round_trip"] = {
             "numeric (fast path)": summary(numeric_times),
             "free text, encoder warm": summary(free_times),
-            "free text, grader alone (no HTTP)": summary(alone),
+            "free text, grading inside the server": summary(free_grading),
+            "free text, grader alone (no HTTP, main thread)": summary(alone),
+            "web overhead (round trip minus grading)": summary(overhead),
             "free text, first answer (loads the encoder)_ms": round(cold, 1),
         }
         results["transcription"] = transcription(base, 1 if args.quick else 2)

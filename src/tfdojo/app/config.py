@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfdojo.errors import ConfigError
+from tfdojo.practice.session import MAX_ANSWER_CHARS
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -16,7 +17,7 @@ DEFAULT_PORT = 8000
 class Limits:
     """Caps on what a request may carry; each is checked with a message saying the cap and what to do."""
 
-    answer_chars: int = 20_000
+    answer_chars: int = MAX_ANSWER_CHARS  # the terminal drill's cap: grading time grows with the answer's length
     code_bytes: int = 64 * 1024
     audio_bytes: int = 8 * 1024 * 1024
     audio_seconds: float = 120.0
