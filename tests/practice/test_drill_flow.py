@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from tfdojo.cli import app
 from tfdojo.practice.code import load_exercise
 from tfdojo.practice.counters import question_states
+from tfdojo.practice.line_editor import Reply
 from tfdojo.practice.session import Filters, pick_questions
 from tfdojo.practice.store import FILE_NAME, Attempt, ProgressStore
 
@@ -98,7 +99,7 @@ def test_editor_answers_and_the_answer_cap(dirs, graded, tmp_path):
     script = f"{huge}\n\n:edit\n\n\n"
     result = _run("drill", "--id", "why-scale-scores", "--no-timer", *opts, input=script, env={"EDITOR": str(editor)})
     assert result.exit_code == 0, result.output
-    assert "200,000 characters; the cap is 5,000" in " ".join(result.stderr.split())
+    assert "your answer is 199,999 characters; the cap is 5,000" in " ".join(result.stderr.split())
     assert graded == ["written in the editor\n\nsecond paragraph"]  # a blank line inside it did not split it
 
 
@@ -196,3 +197,21 @@ def test_edit_opens_the_working_copy_in_the_editor(tmp_path, coding):
     result = _run(*args, input=":edit\n\n\n", env={"EDITOR": str(editor)})
     assert result.exit_code == 0, result.output
     assert graded == ["def causal_mask(t, s): ...\n"]
+
+
+def test_a_command_after_some_lines_keeps_them(dirs, graded):
+    opts, data = dirs
+    script = "first line\n:hint\nsecond line\n\n\n"
+    result = _run("drill", "--id", "why-scale-scores", "--no-timer", *opts, input=script)
+    assert result.exit_code == 0, result.output
+    assert "hint:" in result.stdout and graded == ["first line\nsecond line"]
+    (attempt,) = _attempts(data)
+    assert attempt.hint_used and not attempt.cold
+
+
+def test_the_editor_reads_a_command_on_the_last_line():
+    from tfdojo.practice.line_editor import _reply
+
+    assert _reply("my draft\nmore of it\n:hint") == Reply("my draft\nmore of it", ":hint")
+    assert _reply(":QUIT ") == Reply("", ":quit")
+    assert _reply("a :hint inside a line\n") == Reply("a :hint inside a line")

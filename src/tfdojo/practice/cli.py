@@ -187,6 +187,8 @@ def _drill_one(
             raise EOFError
         if reply.command == SKIP:
             return False
+        if reply.command in (HINT, WHY, EDIT):
+            draft = reply.text if multiline else ""  # what was typed before the command is kept
         if reply.command == HINT:
             hinted = True
             out.print(f"[cyan]hint:[/] {hint_for(question)}", highlight=False)

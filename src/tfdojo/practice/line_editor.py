@@ -35,7 +35,7 @@ def command_in(text: str) -> str | None:
 
 @dataclass(frozen=True)
 class Reply:
-    """What was typed: an answer (``command`` None) or one of :data:`COMMANDS`."""
+    """What was typed: an answer (``command`` None), or one of :data:`COMMANDS` with the text typed before it."""
 
     text: str
     command: str | None = None
@@ -48,8 +48,10 @@ class Reader(Protocol):
 
 
 def _reply(text: str) -> Reply:
-    command = command_in(text)
-    return Reply("", command) if command else Reply(text.strip())
+    """An answer, or a command on the last line (the text above it is kept as the draft)."""
+    above, _, last = text.rstrip().rpartition("\n")
+    command = command_in(last)
+    return Reply(above.strip(), command) if command else Reply(text.strip())
 
 
 class LineReader:
@@ -66,18 +68,18 @@ class LineReader:
         return line.rstrip("\n")
 
     def read(self, label: str, multiline: bool, deadline: float | None, hints: str, default: str = "") -> Reply:
-        """One reply; ``default`` (text from $EDITOR) is submitted by an empty line."""
+        """One reply; lines typed add to ``default`` (the draft so far), and an empty line submits them."""
         left = f"{clock(deadline - time.monotonic())} left " if deadline is not None else ""
-        lines: list[str] = []
+        lines = default.splitlines() if multiline else []
         while True:
             line = self._line(f"{left}{label}> ")
-            if not lines and command_in(line):
-                return _reply(line)
+            if command_in(line):
+                return Reply("\n".join(lines).strip(), command_in(line))
             if not multiline:
                 return Reply(line.strip() or default)
-            if not line.strip() and (lines or default):
-                return Reply("\n".join(lines) or default)
-            if line.strip():
+            if not line.strip() and lines:
+                return Reply("\n".join(lines).strip())
+            if line.strip() or lines:
                 lines.append(line)
 
 
@@ -100,7 +102,7 @@ class EditorReader:
             buffer = event.current_buffer
             text = buffer.text
             on_empty_line = buffer.document.is_cursor_at_the_end and buffer.document.current_line.strip() == ""
-            if not multiline or command_in(text) or (on_empty_line and text.strip()):
+            if not multiline or command_in(buffer.document.current_line) or (on_empty_line and text.strip()):
                 buffer.text = text.rstrip()
                 buffer.validate_and_handle()
             else:
