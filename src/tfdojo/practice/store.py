@@ -4,7 +4,9 @@ The file is ``progress.sqlite3`` in the data folder: ``--data-dir`` if given, el
 platform's user data folder (``platformdirs.user_data_dir("tfdojo")``). Journal mode WAL with
 ``synchronous=FULL`` and one transaction per write, so an answer is on disk once ``record`` returns, even if the
 process is killed straight after. The schema version is ``PRAGMA user_version``; :data:`MIGRATIONS` lists the
-steps from an empty file, applied in order. A damaged file is reported, never silently replaced.
+steps from an empty file, applied in order. A damaged file is reported, never silently replaced. Commands that
+only read open the file read-only (see :class:`ProgressStore`); a writer finds out at open time, with the path,
+when the file or its folder cannot be written.
 
 Cards are derived data: each is the replay of its question's attempts through the scheduler, kept in step with
 the attempts inside the same transaction.
