@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
 from rich.console import Console
 from rich.markdown import Markdown
@@ -33,7 +33,7 @@ def commands_help(question: Question) -> str:
     return f"{submit} · {HINT} {IDK} (I don't know) {WHY} {SKIP} {QUIT}"
 
 
-def show_question(question: Question, index: int, total: int, work_copy: Any = None) -> None:
+def show_question(question: Question, index: int, total: int, work_copy: Path | None = None) -> None:
     """The question panel, the exercise statement for a coding question, and how to answer."""
     title = f"[{index}/{total}] {SECTIONS[question.section]} · {question.type} · {question.difficulty}"
     out.print(Panel(Markdown(question.prompt), title=title, subtitle=f"~{question.minutes} min", expand=False))
