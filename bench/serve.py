@@ -17,6 +17,7 @@ The machine is shared: the 1-minute load average is recorded before and after ea
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import copy
 import dataclasses
@@ -49,16 +50,29 @@ def load() -> float:
 
 
 def engine_throughput(lm, concurrency: int, new_tokens: int = 32) -> dict[str, float]:
-    """All ``concurrency`` requests submitted at once; tokens produced / wall time until the last finishes."""
+    """All ``concurrency`` requests submitted at once; tokens produced / wall time until the last finishes, and
+    the decode-phase rate (from the step after the last prompt was prefilled)."""
     engine = Engine(lm.decoder, BlockPool.for_model(lm.model, 512, 16), max_batch=32)
     prompt = lm.tokenizer.encode("Write a short story about a robot who learns to paint. " * 3)[:32]
     for i in range(concurrency):
         engine.add(Request([*prompt[:-1], prompt[-1] + i], max_new_tokens=new_tokens))  # distinct prompts
-    start, produced = time.perf_counter(), 0
+    start, produced, decode_start, decode_tokens = time.perf_counter(), 0, None, 0
     while engine.has_work:
-        produced += len(engine.step())
-    seconds = time.perf_counter() - start
-    return {"concurrency": concurrency, "tokens": produced, "seconds": seconds, "tok_s": produced / seconds}
+        events = engine.step()
+        produced += len(events)
+        if decode_start is not None:
+            decode_tokens += len(events)
+        elif not engine.waiting and all(len(r.pending) == 1 for r in engine.running):
+            decode_start = time.perf_counter()
+    end = time.perf_counter()
+    decode_s = end - decode_start if decode_start is not None else 0.0
+    return {
+        "concurrency": concurrency,
+        "tokens": produced,
+        "seconds": end - start,
+        "tok_s": produced / (end - start),
+        "decode_phase_tok_s": decode_tokens / decode_s if decode_s else 0.0,
+    }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -69,7 +83,11 @@ def percentile(values: list[float], q: float) -> float:
 async def client_load(url: str, clients: int, new_tokens: int = 32) -> dict[str, float]:
     """``clients`` concurrent streaming completions; TTFT and inter-token gaps per stream."""
     client = openai.AsyncOpenAI(base_url=url, api_key="unused", max_retries=0, timeout=600)
+    async with client:
+        return await _client_load(client, clients, new_tokens)
 
+
+async def _client_load(client: openai.AsyncOpenAI, clients: int, new_tokens: int) -> dict[str, float]:
     async def one(i: int) -> tuple[float, list[float], int]:
         start = time.perf_counter()
         stream = await client.completions.create(
@@ -190,45 +208,57 @@ def speculative(lm) -> dict[str, object]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", default="engine,server,prefix,speculative", help="comma-separated subset")
+    sections = parser.parse_args().sections.split(",")
     torch.manual_seed(0)
     torch.set_num_threads(1)  # on a loaded 2-core machine a second spin-waiting thread costs more than it gives
     lm = tfdojo.load(NAME)
-    report: dict[str, object] = {
+    path = RESULTS / "serve.json"
+    report: dict[str, object] = json.loads(path.read_text()) if path.exists() else {}
+    report |= {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
-    before = load()
-    engine = [engine_throughput(lm, c) for c in (1, 4, 16)]
-    single = engine[0]["tok_s"]
-    for row in engine:
-        row["vs_single"] = row["tok_s"] / single
-        print(f"engine  {row['concurrency']:>2} in flight: {row['tok_s']:6.1f} tok/s  ({row['vs_single']:.2f}x)")
-    report["engine"] = {"rows": engine, "load_before": before, "load_after": load()}
+    if "engine" in sections:
+        before = load()
+        engine = [engine_throughput(lm, c) for c in (1, 4, 16)]
+        for row in engine:
+            row["vs_single"] = row["tok_s"] / engine[0]["tok_s"]
+            row["decode_phase_vs_single"] = row["decode_phase_tok_s"] / engine[0]["decode_phase_tok_s"]
+            print(
+                f"engine  {row['concurrency']:>2} in flight: {row['tok_s']:6.1f} tok/s ({row['vs_single']:.2f}x); "
+                f"decode phase {row['decode_phase_tok_s']:6.1f} tok/s ({row['decode_phase_vs_single']:.2f}x)"
+            )
+        report["engine"] = {"rows": engine, "load_before": before, "load_after": load()}
 
-    before = load()
-    with Server(lm, ServerConfig(NAME, kv_blocks=1024, max_waiting=64), 8092) as server:
-        http = [asyncio.run(client_load(server.url, c)) for c in (1, 4, 16, 32)]
-    for row in http:
-        print(
-            f"server  {row['clients']:>2} clients: {row['tok_s']:6.1f} tok/s  ttft p50 {row['ttft_p50_s']:.2f}s "
-            f"p95 {row['ttft_p95_s']:.2f}s  itl p50 {row['itl_p50_s'] * 1000:.0f}ms p95 {row['itl_p95_s'] * 1000:.0f}ms"
-        )
-    report["server"] = {"rows": http, "load_before": before, "load_after": load()}
+    if "server" in sections:
+        before = load()
+        with Server(lm, ServerConfig(NAME, kv_blocks=1024, max_waiting=64), 8092) as server:
+            http = [asyncio.run(client_load(server.url, c)) for c in (1, 4, 16, 32)]
+        for row in http:
+            print(
+                f"server  {row['clients']:>2} clients: {row['tok_s']:6.1f} tok/s  ttft p50 {row['ttft_p50_s']:.2f}s "
+                f"p95 {row['ttft_p95_s']:.2f}s  itl p50 {row['itl_p50_s']:.2f}s p95 {row['itl_p95_s']:.2f}s"
+            )
+        report["server"] = {"rows": http, "load_before": before, "load_after": load()}
 
-    before = load()
-    prefix = prefix_cache(lm)
-    print(f"prefix  {prefix}")
-    report["prefix_cache"] = {**prefix, "load_before": before, "load_after": load()}
+    if "prefix" in sections:
+        before = load()
+        prefix = prefix_cache(lm)
+        print(f"prefix  {prefix}")
+        report["prefix_cache"] = {**prefix, "load_before": before, "load_after": load()}
 
-    before = load()
-    spec = speculative(lm)
-    print(f"spec    {json.dumps(spec, indent=1)}")
-    report["speculative"] = {**spec, "load_before": before, "load_after": load()}
+    if "speculative" in sections:
+        before = load()
+        spec = speculative(lm)
+        print(f"spec    {json.dumps(spec, indent=1)}")
+        report["speculative"] = {**spec, "load_before": before, "load_after": load()}
 
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "serve.json").write_text(json.dumps(report, indent=2) + "\n")
+    path.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

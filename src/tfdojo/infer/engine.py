@@ -3,9 +3,9 @@
 Requests join and leave the running batch at every step instead of waiting for the whole batch to finish:
 
     step:  admit waiting requests while a batch slot and blocks for their prompt are free (prefix-cache hits
-           reuse blocks) ─► one chunk of one pending prompt (chunked prefill: a long prompt cannot stall the
-           decoders for more than ``prefill_chunk`` tokens) ─► one batched decode step for every request with a
-           single pending token ─► retire requests that hit EOS or their limit, free their blocks
+           reuse blocks) ─► prompt chunks, oldest first, up to ``prefill_chunk`` tokens in all (chunked prefill:
+           a long prompt cannot stall the decoders for more than that) ─► one batched decode step for every
+           request with a single pending token ─► retire requests that hit EOS or their limit, free their blocks
 
 When a decode step needs a block and none is left, the most recently admitted request is *preempted*: its
 blocks are freed and it goes back to the front of the queue with its prompt and the tokens generated so far, to
@@ -129,10 +129,15 @@ class Engine:
         self._take_inbox()
         self._admit()
         events: list[TokenEvent] = []
-        prefilling = next((r for r in self.running if len(r.pending) > 1), None)
-        if prefilling is not None:
-            events += self._prefill(prefilling)
-        ready = [r for r in self.running if len(r.pending) == 1 and r is not prefilling]
+        budget, prefilled = self.prefill_chunk, []
+        for r in [r for r in self.running if len(r.pending) > 1]:  # prompts in arrival order, within the budget
+            if budget <= 0:
+                break
+            n = min(budget, len(r.pending))
+            events += self._prefill(r, n)
+            budget -= n
+            prefilled.append(r)
+        ready = [r for r in self.running if len(r.pending) == 1 and r not in prefilled]
         ready = self._make_room(ready)
         if ready:
             events += self._decode(ready)
@@ -186,8 +191,8 @@ class Engine:
         self.running.remove(r)
         r.seq.free(self.pool)
 
-    def _prefill(self, r: _Running) -> list[TokenEvent]:
-        chunk = r.pending[: self.prefill_chunk]
+    def _prefill(self, r: _Running, n: int) -> list[TokenEvent]:
+        chunk = r.pending[:n]
         cache = PagedKVCache(self.pool, [r.seq])
         ids = torch.tensor([chunk], device=self.pool.k.device)
         logits = self.model(ids, positions=cache.positions(len(chunk)), cache=cache, last_only=True)[:, -1]
