@@ -157,7 +157,7 @@ class Encoder:
         if wants_grad:
             self.tensors.append(t)
         self.slots.append(t)
-        g = self.tensor(t.grad, grad=False) if grad and t.grad is not None else None
+        g = self.tensor(t.grad, grad=False) if grad and t.is_leaf and t.grad is not None else None
         return ["T", str(t.dtype).removeprefix("torch."), list(t.shape), offset, len(data), wants_grad, g]
 
     def __call__(self, value: Any) -> Any:
@@ -633,7 +633,7 @@ def _replace(value: Any, swap: dict[int, torch.Tensor]) -> Any:
 def _snapshot(obj: Any) -> Any:
     """What identifies the state of a mutable argument, to send back only what the call changed."""
     if isinstance(obj, torch.Tensor):
-        g = obj.grad
+        g = obj.grad if obj.is_leaf else None
         return (obj._version, obj.shape, id(g), None if g is None else (g._version, g.shape))
     if isinstance(obj, torch.Generator):
         return bytes(obj.get_state().numpy().tobytes())

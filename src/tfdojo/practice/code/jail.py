@@ -127,7 +127,6 @@ def build_root(cfg: dict[str, Any]) -> str:
     os.makedirs(root + "/runner")
     for name, host in cfg["runner"].items():
         shutil.copyfile(host, f"{root}/runner/{name}")
-    write_sources(cfg, f"{sandbox}/work", uid)
     os.makedirs(root + "/.old")
     pivot(root)
     mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
@@ -146,14 +145,6 @@ def pivot(root: str) -> None:
     mount(root, "/", None, 8192)  # MS_MOVE
     os.chroot(".")
     os.chdir("/")
-
-
-def write_sources(cfg: dict[str, Any], workdir: str, uid: int) -> None:
-    for index, source in enumerate(cfg["sources"]):
-        path = f"{workdir}/submission_{index}.py"
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(source)
-        os.chown(path, uid, uid)
 
 
 def exec_worker(cfg: dict[str, Any], workdir: str, runner: str, channel: tuple[int, int]) -> None:
@@ -185,7 +176,7 @@ def exec_worker(cfg: dict[str, Any], workdir: str, runner: str, channel: tuple[i
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": "/tmp", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
-    os.execve(cfg["python"], [cfg["python"], "-I", f"{runner}/worker.py", json.dumps(cfg["worker"])], env)
+    os.execve(cfg["python"], [cfg["python"], "-I", f"{runner}/worker.py"], env)
 
 
 def reap(worker: int) -> tuple[int | None, float]:
@@ -207,7 +198,8 @@ def init_main(cfg: dict[str, Any], channel: tuple[int, int], report: int) -> Non
     except OSError as e:
         os.write(report, json.dumps({"status": None, "cpu_s": 0.0, "error": f"sandbox set-up failed: {e}"}).encode())
         os._exit(1)
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(-1, signal.SIGKILL))  # stop: kill everything but init
+    stopped = []
+    signal.signal(signal.SIGTERM, lambda *_: (stopped.append(True), os.kill(-1, signal.SIGKILL)))  # all but init
     worker = os.fork()
     if worker == 0:
         try:
@@ -222,7 +214,8 @@ def init_main(cfg: dict[str, Any], channel: tuple[int, int], report: int) -> Non
         os.kill(-1, signal.SIGKILL)
     disk = os.statvfs("/sandbox")
     used = (disk.f_blocks - disk.f_bfree) * disk.f_frsize
-    message = {"status": status, "cpu_s": cpu_s, "disk_bytes": used, "inodes": disk.f_files - disk.f_ffree}
+    message = {"status": status, "cpu_s": cpu_s, "stopped": bool(stopped), "disk_bytes": used,
+               "inodes": disk.f_files - disk.f_ffree}  # fmt: skip
     os.write(report, json.dumps(message).encode())
     os._exit(0)
 
@@ -237,7 +230,6 @@ def plain_main(cfg: dict[str, Any], channel: tuple[int, int]) -> dict[str, Any]:
     os.chown(workdir, uid, uid)
     for name, host in cfg["runner"].items():
         shutil.copyfile(host, runner / name)
-    write_sources(cfg, str(workdir), uid)
     worker = os.fork()
     if worker == 0:
         try:
@@ -247,11 +239,12 @@ def plain_main(cfg: dict[str, Any], channel: tuple[int, int]) -> dict[str, Any]:
             os._exit(127)
     for fd in channel:
         os.close(fd)
-    signal.signal(signal.SIGTERM, lambda *_: os.killpg(worker, signal.SIGKILL))
+    stopped = []
+    signal.signal(signal.SIGTERM, lambda *_: (stopped.append(True), os.killpg(worker, signal.SIGKILL)))
     status, cpu_s = reap(worker)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(worker, signal.SIGKILL)
-    return {"status": status, "cpu_s": cpu_s}
+    return {"status": status, "cpu_s": cpu_s, "stopped": bool(stopped)}
 
 
 def main() -> None:

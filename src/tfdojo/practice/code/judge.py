@@ -1,10 +1,11 @@
-"""The judge: ``python -m tfdojo.practice.code.judge EXERCISE_DIR READ_FD WRITE_FD COUNT``, outside the sandbox.
+"""The judge: ``judge READ_FD WRITE_FD`` with the job (exercise, sources, limits) as one JSON line on stdin.
 
-It loads the hidden tests (and through them the references in tfdojo), reads the worker's hello, and runs every
-``test_*(sub)`` with ``sub`` a ``Remote`` for the submission's module: each ``sub.fn(...)`` is a call over the
-channel. The judge compares and decides; one JSON line with every test's outcome goes to its stdout, which only
-the grading parent reads. A test's own objects (a model with ``project``/``readout`` methods, experts) may be
-called by the submission, and their public data read; nothing else of the judge is reachable.
+It runs outside the sandbox, sends the worker its start message, loads the hidden tests (and through them the
+references in tfdojo), reads the worker's hello, and runs every ``test_*(sub)`` with ``sub`` a ``Remote`` for
+the submission's module: each ``sub.fn(...)`` is a call over the channel. The judge compares and decides; one
+JSON line with every test's outcome goes to its stdout, which only the grading parent reads. A test's own
+objects (a model with ``project``/``readout`` methods, experts) may be called by the submission, and their public
+data read; nothing else of the judge is reachable.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import torch
 
-from tfdojo.practice.code.channel import ChannelError, Peer, Remote, RemoteError, read_frame
+from tfdojo.practice.code.channel import ChannelError, Peer, Remote, RemoteError, read_frame, write_frame
 
 TEST_MODULE = "hidden_test"
 MESSAGE_CHARS = 600
@@ -160,18 +161,23 @@ class Judge:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Grade COUNT submissions served over the channel; one JSON line of results on stdout."""
+    """Wait for the job on stdin (the judge may be started ahead, as a warm spare), start the worker with it,
+    grade every submission it serves; one JSON line of results on stdout."""
     args = sys.argv[1:] if argv is None else argv
-    exercise_dir, rfd, wfd, count = Path(args[0]), int(args[1]), int(args[2]), int(args[3])
-    entry = json.loads(args[4])
+    rfd, wfd = int(args[0]), int(args[1])
     results = os.dup(1)  # results go to the real stdout; anything a test prints goes to stderr
     os.dup2(2, 1)
     torch.set_num_threads(1)
-    tests = load_hidden_tests(exercise_dir / "hidden_test.py")
-    judge = Judge(rfd, wfd, tests, entry)
+    torch.testing.assert_close(torch.ones(1), torch.ones(1))  # its first call imports sympy: do it while waiting
+    job = json.loads(sys.stdin.readline())
+    sources = job["sources"]
+    start = {"op": "start", **{k: job[k] for k in ("sources", "forbidden", "cpu_s", "as_bytes")}}
+    tests = load_hidden_tests(Path(job["exercise_dir"]) / "hidden_test.py")
+    judge = Judge(rfd, wfd, tests, job["entry"])
     report: dict[str, Any] = {"results": []}
     try:
-        modules = judge.hello(count)
+        write_frame(wfd, start, b"")
+        modules = judge.hello(len(sources))
     except ChannelError as e:
         report["error"] = f"the submission's process did not start: {e}"
     else:

@@ -9,6 +9,7 @@ namespaces, a writable cgroup hierarchy): ``Containment`` records them and what 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -36,6 +38,8 @@ RUN_NAME = re.compile(rf"^{RUN_PREFIX}(\d+)-[0-9a-f]+$")
 SANDBOX_UID_FIRST = 1_900_000_000
 SANDBOX_UID_COUNT = 100_000_000
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+SPARE_ENV = "TFDOJO_SANDBOX_SPARE"  # "0": no warm spare (each grading starts its own run)
+MAX_MEMORY_MB = 4096  # the cgroup limit while a spare waits; the job's limit is set when it is taken
 SYSTEM_BINDS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc/ld.so.cache")
 
 
@@ -96,7 +100,7 @@ class SandboxRun:
 
     report: dict[str, Any] | None
     judge_stderr: str
-    worker_status: int | None
+    worker_status: int | None  # None while it ran until the parent stopped the run
     worker_cpu_s: float
     jail_error: str | None
     timed_out: bool
@@ -230,6 +234,16 @@ class RunCgroup:
     @property
     def procs(self) -> list[str]:
         return [str(d / "cgroup.procs") for d in dict.fromkeys((self.memory, self.pids))]
+
+    def set_memory(self, limit: int) -> None:
+        """The job's memory limit (v1 keeps memsw >= limit, so the order of the two writes depends on the way)."""
+        if self.version == "v2":
+            (self.memory / "memory.max").write_text(str(limit))
+            return
+        files = [self.memory / "memory.limit_in_bytes", self.memory / "memory.memsw.limit_in_bytes"]
+        for file in files if limit < (_read_int(files[0]) or 0) else files[::-1]:
+            with contextlib.suppress(OSError):
+                file.write_text(str(limit))
 
     def measure(self) -> dict[str, int | None]:
         v2 = self.version == "v2"
@@ -384,114 +398,196 @@ def _stop(proc: subprocess.Popen[bytes], grace_s: float) -> None:
         proc.wait()
 
 
-def run_sandboxed(
-    exercise_dir: Path, entry: tuple[str, ...], forbidden: tuple[str, ...], sources: list[str], limits: SandboxLimits
-) -> SandboxRun:
-    """Grade ``sources`` against the exercise's hidden tests: the judge outside, the worker jailed."""
-    remove_leftovers()
-    name = f"{RUN_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
-    namespaces, uid = namespaces_allowed(), sandbox_uid()
-    cgroup = RunCgroup.create(name, limits)
-    layers, missing = _layers(namespaces, cgroup, uid)
-    binds = _binds()
-    plain_dir = None if namespaces else Path(tempfile.gettempdir()) / name
-    if plain_dir is not None:
-        plain_dir.mkdir(mode=0o711)
-    to_worker_r, to_worker_w = os.pipe()
-    to_judge_r, to_judge_w = os.pipe()
-    ends = [to_worker_r, to_worker_w, to_judge_r, to_judge_w]
-    config = {
-        "parent": os.getpid(),
-        "channel": [to_worker_r, to_judge_w],
-        "cgroups": cgroup.procs if cgroup else [],
-        "namespaces": namespaces,
-        "uid": uid,
-        "sources": sources,
-        "python": sys.executable,
-        "runner": {f: str(CODE_DIR / f) for f in RUNNER_FILES},
-        "binds": binds,
-        "masks": _masks(binds),
-        "disk_bytes": limits.disk_mb * MB,
-        "inodes": limits.inodes,
-        "plain_dir": str(plain_dir) if plain_dir else None,
-        "limits": {
-            "as_bytes": (limits.address_space_mb + limits.memory_mb) * MB,
-            "file_bytes": limits.file_mb * MB,
-            "open_files": limits.open_files,
-            "processes": limits.max_processes + 24,  # above the cgroup's count, which measures where it is active
-            "cpu_hard_s": int(limits.cpu_s + 60),  # room for the torch import; the worker lowers the soft limit
-        },
-        "worker": {"count": len(sources), "forbidden": list(forbidden), "cpu_s": limits.cpu_s},
-    }
-    start = time.monotonic()
-    env = _environment()
-    judge = jail = None
-    try:
+@dataclass
+class Run:
+    """One started run: the judge and the jail (each importing torch) waiting for a job, and the run's cgroup."""
+
+    name: str
+    judge: subprocess.Popen[bytes]
+    jail: subprocess.Popen[bytes]
+    cgroup: RunCgroup | None
+    uid: int | None
+    namespaces: bool
+    plain_dir: Path | None
+
+    @classmethod
+    def start(cls) -> Run:
+        """Start the judge and the jailed worker; neither knows the exercise or the submission yet."""
+        name = f"{RUN_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+        namespaces, uid = namespaces_allowed(), sandbox_uid()
+        cgroup = RunCgroup.create(name, SandboxLimits(memory_mb=MAX_MEMORY_MB))
+        plain_dir = None if namespaces else Path(tempfile.gettempdir()) / name
+        if plain_dir is not None:
+            plain_dir.mkdir(mode=0o711)
+        binds = _binds()
+        ends = [*os.pipe(), *os.pipe()]  # to the worker (read, write), to the judge (read, write)
+        to_worker_r, to_worker_w, to_judge_r, to_judge_w = ends
+        limits = SandboxLimits()
+        config = {
+            "parent": os.getpid(),
+            "channel": [to_worker_r, to_judge_w],
+            "cgroups": cgroup.procs if cgroup else [],
+            "namespaces": namespaces,
+            "uid": uid,
+            "python": sys.executable,
+            "runner": {f: str(CODE_DIR / f) for f in RUNNER_FILES},
+            "binds": binds,
+            "masks": _masks(binds),
+            "disk_bytes": limits.disk_mb * MB,
+            "inodes": limits.inodes,
+            "plain_dir": str(plain_dir) if plain_dir else None,
+            "limits": {  # until the job: the worker tightens address space and CPU time when it starts
+                "as_bytes": (limits.address_space_mb + MAX_MEMORY_MB) * MB,
+                "file_bytes": limits.file_mb * MB,
+                "open_files": limits.open_files,
+                "processes": limits.max_processes + 24,  # above the cgroup's count, which measures where active
+                "cpu_hard_s": 600,
+            },
+        }
+        env = _environment()
         judge = subprocess.Popen(
-            [sys.executable, "-P", "-s", "-c", JUDGE_BOOTSTRAP, str(os.getpid()), str(SRC_ROOT), str(exercise_dir),
-             str(to_judge_r), str(to_worker_w), str(len(sources)), json.dumps(list(entry))],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            [sys.executable, "-P", "-s", "-c", JUDGE_BOOTSTRAP, str(os.getpid()), str(SRC_ROOT), str(to_judge_r),
+             str(to_worker_w)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
             pass_fds=(to_judge_r, to_worker_w), start_new_session=True,
         )  # fmt: skip
-        jail = subprocess.Popen(
-            [sys.executable, "-I", str(CODE_DIR / "jail.py")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-            pass_fds=(to_worker_r, to_judge_w), start_new_session=True,
-        )  # fmt: skip
-        for fd in ends:
-            os.close(fd)
-        ends.clear()
+        try:
+            jail = subprocess.Popen(
+                [sys.executable, "-I", str(CODE_DIR / "jail.py")],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                pass_fds=(to_worker_r, to_judge_w), start_new_session=True,
+            )  # fmt: skip
+        except OSError:
+            judge.kill()
+            judge.wait()
+            raise
+        finally:
+            for fd in ends:  # closed once only: another thread may own the same numbers right after
+                os.close(fd)
         assert jail.stdin is not None
         with contextlib.suppress(BrokenPipeError):
             jail.stdin.write(json.dumps(config).encode())
             jail.stdin.close()
         jail.stdin = None
-        timed_out = False
-        try:
-            out, err = judge.communicate(timeout=limits.wall_limit_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            judge.kill()
-            out, err = judge.communicate()
-        _stop(jail, grace_s=3.0)
-        jail_out, jail_err = jail.communicate()
-    finally:  # also when interrupted: never leave a run behind
-        for proc in (judge, jail):
-            if proc is not None and proc.poll() is None:
+        return cls(name, judge, jail, cgroup, uid, namespaces, plain_dir)
+
+    def alive(self) -> bool:
+        return self.judge.poll() is None and self.jail.poll() is None
+
+    def discard(self) -> None:
+        """Kill both sides and remove the cgroup and any directory."""
+        for proc in (self.judge, self.jail):
+            if proc.poll() is None:
                 proc.kill()
-                proc.wait()
-        for fd in ends:  # closed once only: another thread may already own the same numbers again
-            os.close(fd)
-        measured = cgroup.measure() if cgroup else {}
-        if cgroup:
-            cgroup.destroy()
-        if plain_dir is not None:
-            shutil.rmtree(plain_dir, ignore_errors=True)
-    status = _parse_status(jail_out)
-    report = _parse_report(out)
-    containment = Containment(
-        layers=layers,
-        missing=missing,
-        uid=uid,
-        disk_limit_bytes=limits.disk_mb * MB if namespaces else None,
-        disk_used_bytes=status.get("disk_bytes") if type(status.get("disk_bytes")) is int else None,
-        inodes_limit=limits.inodes if namespaces else None,
-        inodes_used=status.get("inodes") if type(status.get("inodes")) is int else None,
-        **{k: v for k, v in measured.items() if v is not None},
-    )
-    jail_error = status.get("error") if isinstance(status.get("error"), str) else None
-    if jail_error is not None or not status:
-        jail_error = f"{jail_error or 'the jail gave no report'}: {jail_err.decode(errors='replace')[-500:]}"
-    return SandboxRun(
-        report=report,
-        judge_stderr=err.decode(errors="replace")[-4000:],
-        worker_status=status.get("status") if type(status.get("status")) is int else None,
-        worker_cpu_s=float(status.get("cpu_s") or 0.0),
-        jail_error=jail_error,
-        timed_out=timed_out,
-        wall_s=time.monotonic() - start,
-        containment=containment,
-    )
+            proc.wait()
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+        if self.cgroup:
+            self.cgroup.destroy()
+        if self.plain_dir is not None:
+            shutil.rmtree(self.plain_dir, ignore_errors=True)
+
+    def grade(self, job: dict[str, Any], limits: SandboxLimits) -> SandboxRun:
+        """Hand the judge its job, wait for its report (or the wall-clock limit), stop the jail, measure, clean."""
+        start = time.monotonic()
+        if self.cgroup:
+            self.cgroup.set_memory(limits.memory_bytes)
+        layers, missing = _layers(self.namespaces, self.cgroup, self.uid)
+        timed_out, out, err, jail_out, jail_err = False, b"", b"", b"", b""
+        try:
+            try:
+                out, err = self.judge.communicate(json.dumps(job).encode() + b"\n", timeout=limits.wall_limit_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                self.judge.kill()
+                out, err = self.judge.communicate()
+            _stop(self.jail, grace_s=3.0)
+            jail_out, jail_err = self.jail.communicate()
+        finally:  # also when interrupted: never leave a run behind
+            measured = self.cgroup.measure() if self.cgroup else {}
+            self.discard()
+        status = _parse_status(jail_out)
+        containment = Containment(
+            layers=layers,
+            missing=missing,
+            uid=self.uid,
+            disk_limit_bytes=limits.disk_mb * MB if self.namespaces else None,
+            disk_used_bytes=status.get("disk_bytes") if type(status.get("disk_bytes")) is int else None,
+            inodes_limit=limits.inodes if self.namespaces else None,
+            inodes_used=status.get("inodes") if type(status.get("inodes")) is int else None,
+            **{k: v for k, v in measured.items() if v is not None},
+        )
+        jail_error = status.get("error") if isinstance(status.get("error"), str) else None
+        if jail_error is not None or not status:
+            jail_error = f"{jail_error or 'the jail gave no report'}: {jail_err.decode(errors='replace')[-500:]}"
+        worker_status = status.get("status")
+        return SandboxRun(
+            report=_parse_report(out),
+            judge_stderr=err.decode(errors="replace")[-4000:],
+            worker_status=worker_status if type(worker_status) is int and not status.get("stopped") else None,
+            worker_cpu_s=float(status.get("cpu_s") or 0.0),
+            jail_error=jail_error,
+            timed_out=timed_out,
+            wall_s=time.monotonic() - start,
+            containment=containment,
+        )
+
+
+_spare: list[Run] = []
+_spare_lock = threading.Lock()
+
+
+def _take_run() -> Run:
+    """The warm spare when one is ready (started by the previous grading), else a fresh run."""
+    with _spare_lock:
+        spare = _spare.pop() if _spare else None
+    if spare is not None and spare.alive():
+        return spare
+    if spare is not None:
+        spare.discard()
+    return Run.start()
+
+
+def _refill() -> None:
+    """Start the next grading's run now, so that its torch imports happen while the person reads the feedback."""
+    if os.environ.get(SPARE_ENV) == "0":
+        return
+    with _spare_lock:
+        if _spare:
+            return
+        _spare.append(Run.start())
+
+
+@atexit.register
+def discard_spare() -> None:
+    """Stop the warm spare (at exit, or when a test wants none)."""
+    with _spare_lock:
+        spares = list(_spare)
+        _spare.clear()
+    for run in spares:
+        run.discard()
+
+
+def run_sandboxed(
+    exercise_dir: Path, entry: tuple[str, ...], forbidden: tuple[str, ...], sources: list[str], limits: SandboxLimits
+) -> SandboxRun:
+    """Grade ``sources`` against the exercise's hidden tests: the judge outside, the worker jailed."""
+    remove_leftovers()
+    run = _take_run()
+    job = {
+        "exercise_dir": str(exercise_dir),
+        "entry": list(entry),
+        "sources": sources,
+        "forbidden": list(forbidden),
+        "cpu_s": limits.cpu_s,
+        "as_bytes": (limits.address_space_mb + limits.memory_mb) * MB,
+    }
+    try:
+        return run.grade(job, limits)
+    finally:
+        with contextlib.suppress(OSError):
+            _refill()
 
 
 def _parse_status(raw: bytes) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import os
 import resource
 import sys
@@ -59,23 +58,38 @@ def import_submission(path: Path, name: str) -> ModuleType:
     return module
 
 
+def start(peer: channel.Peer) -> dict[str, Any]:
+    """Wait for the judge's start message (this process may be started ahead, as a warm spare): the sources, the
+    forbidden names and the limits; write the sources into this directory and tighten the limits."""
+    header, _ = channel.read_frame(READ_FD, peer.caps)
+    sources, names = header.get("sources"), header.get("forbidden")
+    if header.get("op") != "start" or not isinstance(sources, list) or not isinstance(names, list):
+        os._exit(65)
+    for index, source in enumerate(sources):
+        (Path.cwd() / f"submission_{index}.py").write_text(str(source), encoding="utf-8")
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = int(used.ru_utime + used.ru_stime + float(header["cpu_s"])) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (int(header["as_bytes"]), int(header["as_bytes"])))
+    return header
+
+
 def main() -> None:
-    """Import the submissions, send the judge a hello, serve its requests until it closes the channel."""
-    config = json.loads(sys.argv[1])
+    """Import torch, wait for the start, import the submissions, send a hello, serve until the channel closes."""
     workdir = Path.cwd()
     torch.set_num_threads(1)
     for name in PRELOAD:
         importlib.import_module(name)
     roots = [Path(sys.base_prefix), Path(sys.prefix), Path(torch.__file__).parents[1], HERE]
-    guards = forbidden.RuntimeGuards(config["forbidden"], roots)
-    guards.install()
-    used = resource.getrusage(resource.RUSAGE_SELF)
-    soft = int(used.ru_utime + used.ru_stime + config["cpu_s"]) + 1
-    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
-    peer = WorkerPeer(workdir, guards)
+    peer = WorkerPeer(workdir, forbidden.RuntimeGuards((), roots))
+    try:
+        job = start(peer)
+    except channel.ChannelError:
+        os._exit(0)  # a spare that was never used
+    peer.guards = forbidden.RuntimeGuards([str(n) for n in job["forbidden"]], roots)
+    peer.guards.install()
     modules = []
-    for index in range(config["count"]):
+    for index in range(len(job["sources"])):
         try:
             module: Any = import_submission(workdir / f"submission_{index}.py", f"submission_{index}")
             loaded = {"load": None, "names": sorted(n for n in vars(module) if not n.startswith("_"))}
