@@ -82,7 +82,7 @@ def test_chat_sends_the_history_and_reset_clears_it(smollm2, monkeypatch):
             prompts.append(prompt)
             return smollm2.generate(prompt, **kwargs)
 
-    monkeypatch.setattr(cli, "_load", lambda name, dtype: Recording())
+    monkeypatch.setattr(cli, "_load", lambda name, *options: Recording())
     script = "My name is Ada.\nWhat is my name?\n/reset\nWhat is my name?\n/exit\n"
     result = runner.invoke(app, ["chat", "-n", "8"], input=script)
     assert result.exit_code == 0, result.output

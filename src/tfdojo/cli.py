@@ -39,6 +39,13 @@ class DType(StrEnum):
     bfloat16 = "bfloat16"
 
 
+class Quant(StrEnum):
+    """Weight-only integer formats for decoding (tfdojo.infer.quant_llama)."""
+
+    int4 = "int4"
+    int8 = "int8"
+
+
 @contextmanager
 def friendly_errors() -> Iterator[None]:
     """Turn a TfdojoError into one line on stderr and exit status 1."""
@@ -49,13 +56,15 @@ def friendly_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _load(name: str, dtype: DType) -> Any:
+def _load(name: str, dtype: DType | None, quant: Quant | None = None, compile: bool = False) -> Any:
     import torch
 
     import tfdojo
 
-    with err.status(f"loading {name} ({dtype.value})…"):
-        return tfdojo.load(name, dtype=getattr(torch, dtype.value))
+    what = quant.value if quant else (dtype or DType.float32).value
+    with err.status(f"loading {name} ({what})…"):
+        torch_dtype = getattr(torch, dtype.value) if dtype else None
+        return tfdojo.load(name, dtype=torch_dtype, quant=quant.value if quant else None, compile=compile)
 
 
 def _print_metrics(metrics: GenerationMetrics) -> None:
@@ -82,7 +91,11 @@ def _stream_answer(lm: Any, prompt: str, metrics: bool, **sampling: Any) -> Any:
 
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Bundled name, a .gguf file, or a Hugging Face folder.")]
-DTypeOpt = Annotated[DType, typer.Option(help="Weight dtype.")]
+DTypeOpt = Annotated[DType | None, typer.Option(help="Weight dtype [default: float32; bfloat16 with --quant].")]
+QuantOpt = Annotated[Quant | None, typer.Option(help="Decode with int4 or int8 weights (bf16 activations).")]
+CompileOpt = Annotated[
+    bool, typer.Option("--compile/--no-compile", help="With --quant: compile the decode step (once, on first use).")
+]
 MaxNewOpt = Annotated[int, typer.Option("--max-new-tokens", "-n", min=1, help="Most tokens to generate.")]
 TempOpt = Annotated[float, typer.Option(min=0.0, help="0 = greedy; higher = more random.")]
 TopKOpt = Annotated[int | None, typer.Option(min=1, help="Sample only from the k most likely tokens.")]
@@ -96,7 +109,9 @@ MetricsOpt = Annotated[bool, typer.Option("--metrics/--no-metrics", help="Print 
 def generate(
     prompt: Annotated[str, typer.Argument(help="Text to continue (no chat template applied).")],
     model: ModelOpt = DEFAULT_LM,
-    dtype: DTypeOpt = DType.float32,
+    dtype: DTypeOpt = None,
+    quant: QuantOpt = None,
+    compile: CompileOpt = True,
     max_new_tokens: MaxNewOpt = 128,
     temperature: TempOpt = 0.0,
     top_k: TopKOpt = None,
@@ -107,7 +122,7 @@ def generate(
 ) -> None:
     """Continue a prompt with a causal language model, streaming tokens as they come."""
     with friendly_errors():
-        lm = _load(model, dtype)
+        lm = _load(model, dtype, quant, compile and quant is not None)
         _stream_answer(
             lm,
             prompt,
@@ -126,7 +141,9 @@ def chat(
     model: ModelOpt = DEFAULT_LM,
     once: Annotated[str | None, typer.Option(help="Ask one question, print the answer, and exit.")] = None,
     system: Annotated[str | None, typer.Option(help="A system message that opens the conversation.")] = None,
-    dtype: DTypeOpt = DType.float32,
+    dtype: DTypeOpt = None,
+    quant: QuantOpt = None,
+    compile: CompileOpt = True,
     max_new_tokens: MaxNewOpt = 256,
     temperature: TempOpt = 0.0,
     top_k: TopKOpt = None,
@@ -136,7 +153,7 @@ def chat(
 ) -> None:
     """Talk to an instruction-tuned model through its chat template (multi-turn; /reset, /exit)."""
     with friendly_errors():
-        lm = _load(model, dtype)
+        lm = _load(model, dtype, quant, compile and quant is not None)
         opening = [{"role": "system", "content": system}] if system else []
         messages = list(opening)
         interactive = once is None

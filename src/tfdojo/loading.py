@@ -30,10 +30,13 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def load_gguf(path: str | Path, *, dtype: torch.dtype = torch.float32, quant: str | None = None) -> Any:
+def load_gguf(
+    path: str | Path, *, dtype: torch.dtype = torch.float32, quant: str | None = None, compile: bool = False
+) -> Any:
     """A LanguageModel from a GGUF file: model weights dequantized to ``dtype``, tokenizer from its metadata.
 
     With ``quant`` ("int4" | "int8") decode steps read integer weights; int4 takes the file's Q4_1/Q4_0 codes.
+    ``compile`` runs batch-1 decode steps as one ``torch.compile`` graph (compiled on the first step).
     """
     from tfdojo.infer.language_model import LanguageModel
     from tfdojo.infer.quant_llama import quantized_decoder
@@ -48,16 +51,16 @@ def load_gguf(path: str | Path, *, dtype: torch.dtype = torch.float32, quant: st
     with one_thread():
         config, model = llama_from_gguf(reader, metadata, dtype=dtype, source=str(path))
         codes = gguf_llama_int4_codes(reader, config) if quant == "int4" else None
-        decoder = quantized_decoder(model, quant, int4_codes=codes) if quant else None
+        decoder = quantized_decoder(model, quant, int4_codes=codes, compile=compile) if quant else None
         return LanguageModel(config, model, Tokenizer.from_gguf(metadata), decoder=decoder)
 
 
-def _load_hf_folder(path: Path, *, dtype: torch.dtype, quant: str | None = None) -> Any:
+def _load_hf_folder(path: Path, *, dtype: torch.dtype, quant: str | None = None, compile: bool = False) -> Any:
     from tfdojo.infer.quant_llama import quantize_language_model
     from tfdojo.weights.hf import load_hf_folder
 
     loaded = load_hf_folder(path, dtype=dtype)
-    return quantize_language_model(loaded, quant) if quant else loaded
+    return quantize_language_model(loaded, quant, compile=compile) if quant else loaded
 
 
 def _load_dinov2(path: Path, *, dtype: torch.dtype) -> Any:
@@ -95,14 +98,22 @@ LOADERS: dict[str, Callable[..., Any]] = {
 }
 
 
-def load(name_or_path: str | Path, *, dtype: torch.dtype | None = None, quant: str | None = None) -> Any:
+def load(
+    name_or_path: str | Path, *, dtype: torch.dtype | None = None, quant: str | None = None, compile: bool = False
+) -> Any:
     """A bundled model by name, or the model in a .gguf file or a Hugging Face folder (one with config.json).
 
     Returns a LanguageModel for decoders (``.config``, ``.model``, ``.tokenizer``, ``.generate``), an Encoder for
     sentence embedders, the ViT module for dinov2-small, and a Transcriber (``.transcribe``) for whisper-tiny.en
     or a CTranslate2 Whisper folder (one with model.bin). The model is in eval mode with frozen weights.
     """
-    quant_options = {} if quant is None else {"quant": quant}  # weight-only int4/int8 decoding, Llama family only
+    # weight-only int4/int8 decoding (Llama family), optionally with a compiled decode step
+    quant_options = {} if quant is None else {"quant": quant, "compile": compile}
+    if quant is not None:
+        from tfdojo.infer.quant_llama import QUANT_MODES
+
+        if quant not in QUANT_MODES:
+            raise ConfigError(f"quant must be one of {', '.join(QUANT_MODES)} or None, got {quant!r}")
     dtype = dtype or (torch.float32 if quant is None else torch.bfloat16)  # the int kernels take bf16 activations
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ConfigError(

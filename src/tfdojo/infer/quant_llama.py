@@ -20,9 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from tfdojo.errors import ConfigError, UnsupportedModelError
+from tfdojo.infer.compiled_decode import CompiledDecoder
 from tfdojo.infer.fast_llama import FastLlama
 from tfdojo.infer.int_linear import ACTIVATION_DTYPE, Int4Linear, Int8Linear, int_kernels_available
 from tfdojo.infer.quant import Int4Codes, quantize_int4, quantize_int8, stack_rows
@@ -95,21 +96,24 @@ class QuantLlama(FastLlama):
         return Int4Linear(codes, bias)
 
 
-def quantized_decoder(model: Llama, quant: str, *, int4_codes: Mapping[str, Int4Codes] | None = None) -> QuantLlama:
-    """The decoder for ``tfdojo.load(..., quant=...)``; a named error for models it does not cover."""
+def quantized_decoder(
+    model: Llama, quant: str, *, int4_codes: Mapping[str, Int4Codes] | None = None, compile: bool = False
+) -> nn.Module:
+    """The decoder for ``tfdojo.load(..., quant=...)`` (compiled decode steps if asked); named errors otherwise."""
     if not QuantLlama.supports(model):
         raise UnsupportedModelError(
             f"quant covers Llama-family models (Llama, Mistral, Qwen2, SmolLM2); this is a {type(model).__name__} "
             f"with other parts: load it without quant"
         )
-    return QuantLlama(model, quant, int4_codes=int4_codes)
+    decoder = QuantLlama(model, quant, int4_codes=int4_codes)
+    return CompiledDecoder(decoder) if compile else decoder
 
 
-def quantize_language_model(loaded: Any, quant: str) -> Any:
+def quantize_language_model(loaded: Any, quant: str, *, compile: bool = False) -> Any:
     """A loaded LanguageModel with its decoder swapped for a QuantLlama quantized from its float weights."""
     from tfdojo.infer.language_model import LanguageModel
 
     if not isinstance(loaded, LanguageModel):
         raise ConfigError(f"quant applies to language models; this folder holds a {type(loaded).__name__}")
-    loaded.decoder = quantized_decoder(loaded.model, quant)
+    loaded.decoder = quantized_decoder(loaded.model, quant, compile=compile)
     return loaded
