@@ -99,13 +99,16 @@ def summarise(
     }
 
 
-SWEEP = {  # the values coordinate descent tries for each similarity threshold
-    "point": [x / 100 for x in range(30, 61, 2)],
-    "margin": [0.0, 0.03, 0.06, 0.1, 1.0],
-    "misconception": [x / 100 for x in range(55, 91, 5)],
-    "alias": [x / 100 for x in range(55, 91, 5)] + [1.01],
-    "contrast": [-0.02, -0.01, 0.0, 0.005, 0.01, 0.02, 0.04, 1.0],
-    "severe": [1, 2, 3, 99],
+SWEEP = {  # the values coordinate descent tries for each threshold but the score cut-offs
+    "point": [x / 100 for x in range(30, 59, 4)],
+    "margin": [0.0, 0.03, 0.1, 1.0],
+    "misconception": [x / 100 for x in range(60, 91, 5)],
+    "alias": [0.6, 0.7, 0.75, 0.8, 1.01],
+    "contrast": [-0.01, 0.0, 0.005, 0.01, 0.02, 1.0],
+    "severe": [1, 2, 99],
+    "entail": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5],
+    "contradict": [0.5, 0.6, 0.7, 0.8, 0.9, 1.01],
+    "entail_alone": [0.7, 0.8, 0.9, 0.95, 1.01],
 }
 MAX_FALSE_PASS = 0.02
 
@@ -126,7 +129,7 @@ def _best_levels(labels: Sequence[str], grades: Sequence[Grade], base: Threshold
     return best
 
 
-def calibrate(answers: Sequence[LabelledAnswer], bank, embedder: Embedder, rounds: int = 2) -> list[tuple]:
+def calibrate(answers: Sequence[LabelledAnswer], bank, embedder: Embedder, rounds: int = 1) -> list[tuple]:
     """Coordinate descent on the calibration answers: best kappa with false passes at most 2 %, one threshold at a time.
 
     The evidence (clauses, similarities) is computed once per answer; each similarity threshold needs a new decision,

@@ -37,7 +37,7 @@ class BagOfWords:
         self.calls += 1
         rows = []
         for text in texts:
-            row = torch.zeros(256)
+            row = torch.zeros(16384)  # room for the whole bank's vocabulary
             for token in text.lower().replace(",", " ").split():
                 row[self.vocabulary.setdefault(stem(token), len(self.vocabulary))] += 1
             rows.append(row)

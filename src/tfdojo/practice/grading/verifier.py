@@ -29,7 +29,7 @@ from tfdojo.nn.masks import key_padding_mask
 WEIGHTS = Path(__file__).with_name("verifier.safetensors")
 LABELS = ("entails", "contradicts", "other")
 ENTAILS, CONTRADICTS, OTHER = range(3)
-MAX_TOKENS = 96
+MAX_TOKENS = 64
 
 
 class Verifier(nn.Module):
