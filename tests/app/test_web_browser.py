@@ -177,7 +177,8 @@ def test_mock_interview_asks_a_follow_up_and_reports(page, live: Live) -> None: 
 
 def test_spoken_answer_is_uploaded_transcribed_and_graded(page, live: Live, tmp_path: Path) -> None:  # noqa: ANN001
     """A Piper clip of a known sentence goes through the page's upload to our Whisper; the transcript is graded."""
-    from tfdojo.app.voice import voice_status
+    from tfdojo.app.config import Limits
+    from tfdojo.app.voice import transcribe_upload, voice_status
 
     if not (voice_status().listen and voice_status().speak):
         pytest.skip("voice is not installed here (Whisper weights or the Piper voice package)")
@@ -191,8 +192,9 @@ def test_spoken_answer_is_uploaded_transcribed_and_graded(page, live: Live, tmp_
     page.set_input_files("#audio-file", str(clip))
     page.wait_for_function("() => document.getElementById('answer').value.length > 0")
     heard = page.input_value("#answer")
+    assert heard == transcribe_upload(clip, Limits())  # the page shows exactly what our Whisper hears in the file
     said = set(re.findall(r"[a-z]+", spoken.lower()))
-    assert len(said & set(re.findall(r"[a-z]+", heard.lower()))) >= 0.8 * len(said), heard
+    assert len(said & set(re.findall(r"[a-z]+", heard.lower()))) >= 0.5 * len(said), heard  # and it is that speech
     page.click("#submit")
     page.wait_for_selector("#verdict")
     stored, _ = attempts(live)

@@ -232,3 +232,25 @@ def test_a_numeric_answer_without_a_number_is_asked_again(live: Live) -> None:
     assert stored(live) == []
     again = live.post(f"{key}/answer", {"question_id": numeric.id, "answer": "42"})
     assert again.status == 303 and [a.answer for a in stored(live)] == ["42"]
+
+
+def test_a_recording_longer_than_the_cap_is_refused_with_the_cap_named(tmp_path: Path) -> None:
+    from tfdojo.app.voice import voice_status
+
+    if not voice_status().listen:
+        pytest.skip("voice input is not installed here (Whisper weights)")
+    import wave
+
+    clip = tmp_path / "long.wav"
+    with wave.open(str(clip), "wb") as w:  # 3 s of silence at 8 kHz, against a 2 s cap
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * 8000 * 3)
+    with serve(WebConfig(port=free_port(), data_dir=tmp_path, limits=Limits(audio_seconds=2.0))) as live:
+        boundary = "b0undary"
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="long.wav"\r\n\r\n'
+        body = head.encode() + clip.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        headers = {"Origin": live.url, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+        reply = http("POST", live.url + "/voice/transcribe", body, headers)
+        assert reply.status == 413 and "longer than the 2 s cap" in reply.text
