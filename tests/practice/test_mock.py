@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -159,13 +157,15 @@ def test_bad_settings_are_named_errors(field: str, value: object) -> None:
 
 def test_cli_runs_an_interview_from_stdin_and_prints_the_report(tmp_path: Path) -> None:
     """Real grader: a one-point answer earns a follow-up; the report is JSON; main answers are stored."""
+    from typer.testing import CliRunner
+
+    from tfdojo.cli import app
+
     q = MockInterview(BANK, MockConfig(seed=5)).current
     assert q is not None
     answers = f"{q.question.rubric.key_points[0].text}\n\nI am not sure.\n\n/stop\n"
-    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PATH": "/usr/bin"}
-    cmd = [str(Path(sys.executable).parent / "tfdojo"), "mock", "--seed", "5", "--json", "--data-dir", str(tmp_path)]
-    done = subprocess.run(cmd, input=answers, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr
+    done = CliRunner().invoke(app, ["mock", "--seed", "5", "--json", "--data-dir", str(tmp_path)], input=answers)
+    assert done.exit_code == 0, done.output
     report = json.loads(done.stdout)
     assert [t["kind"] for t in report["turns"]] == ["question", "follow_up"]
     assert report["turns"][0]["question_id"] == q.question.id
