@@ -33,7 +33,7 @@ from tfdojo.infer.generate import _Row
 from tfdojo.infer.paged_cache import BlockPool
 from tfdojo.infer.sampling import SamplingConfig
 from tfdojo.infer.server.runner import EngineRunner, QueueFullError
-from tfdojo.infer.server.schemas import ChatRequest, CompletionRequest, EmbeddingRequest, _Sampling
+from tfdojo.infer.server.schemas import ChatRequest, CompletionRequest, EmbeddingRequest, SamplingFields
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,9 @@ def create_app(lm: Any, config: ServerConfig, encoder: Any = None) -> FastAPI:
         data = [{"id": n, "object": "model", "created": 0, "owned_by": "tfdojo"} for n in names]
         return {"object": "list", "data": data}
 
-    def prompt_request(body: _Sampling, prompt: list[int], max_tokens: int | None, top: int | None) -> EngineRequest:
+    def prompt_request(
+        body: SamplingFields, prompt: list[int], max_tokens: int | None, top: int | None
+    ) -> EngineRequest:
         if body.model != config.model_name:
             raise APIError(
                 400, f"unknown model {body.model!r}; this server has {config.model_name!r}", code="model_not_found"

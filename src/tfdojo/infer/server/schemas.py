@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
-class _Sampling(BaseModel):
+class SamplingFields(BaseModel):
     """Fields shared by completions and chat completions."""
 
     model_config = ConfigDict(extra="ignore")
@@ -40,7 +40,7 @@ class _Sampling(BaseModel):
         return bool(self.stream_options and self.stream_options.get("include_usage"))
 
 
-class CompletionRequest(_Sampling):
+class CompletionRequest(SamplingFields):
     """POST /v1/completions: ``logprobs`` is the number of top alternatives per token (0-5)."""
 
     prompt: str | list[int]
@@ -55,7 +55,7 @@ class ChatMessage(BaseModel):
     content: str
 
 
-class ChatRequest(_Sampling):
+class ChatRequest(SamplingFields):
     """POST /v1/chat/completions: ``logprobs`` switches log-probabilities on, ``top_logprobs`` adds alternatives."""
 
     messages: list[ChatMessage] = Field(min_length=1)
