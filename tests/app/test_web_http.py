@@ -7,6 +7,7 @@ Each defence is tested with the attack it stops: a form posted from another orig
 from __future__ import annotations
 
 import html
+import json
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +51,7 @@ def test_every_page_renders(live: Live) -> None:
                  f"/code/{coding}", "/mock", "/history", "/transfer", "/static/app.js", "/static/app.css"):  # fmt: skip
         reply = live.get(path)
         assert reply.status == 200, (path, reply.text[:300])
+    assert set(json.loads(live.get("/voice/status").body)) == {"listen", "speak", "listen_note", "speak_note"}
 
 
 def test_timed_answer_is_graded_stored_and_counted_on_home_and_map(live: Live) -> None:

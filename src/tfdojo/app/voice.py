@@ -14,13 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from tfdojo.app.config import Limits
-from tfdojo.errors import TfdojoError
+from tfdojo.errors import ModelNotInstalledError
 
 WHISPER = "whisper-tiny.en"
-
-
-class VoiceUnavailableError(TfdojoError):
-    """Voice was asked for in a build without it (the message says what to install)."""
 
 
 def _has(module: str) -> bool:
@@ -63,7 +59,7 @@ def _whisper() -> Any:
 def transcribe_upload(path: Path, limits: Limits) -> str:
     """The text spoken in an uploaded recording (AudioError past the caps or when it cannot be decoded)."""
     if not voice_status().listen:
-        raise VoiceUnavailableError(voice_status().listen_note)
+        raise ModelNotInstalledError(voice_status().listen_note)
     audio = importlib.import_module("tfdojo.infer.audio")
     samples = audio.decode_audio(path, max_bytes=limits.audio_bytes, max_seconds=limits.audio_seconds)
     return str(_whisper().transcribe(samples)).strip()
@@ -72,6 +68,6 @@ def transcribe_upload(path: Path, limits: Limits) -> str:
 def speech_for(text: str) -> Path:
     """A WAV file of ``text`` read aloud (Piper caches it per text)."""
     if not voice_status().speak:
-        raise VoiceUnavailableError(voice_status().speak_note)
+        raise ModelNotInstalledError(voice_status().speak_note)
     voice = importlib.import_module("tfdojo.practice.voice")
     return Path(voice.speak(text))

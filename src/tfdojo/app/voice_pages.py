@@ -19,7 +19,7 @@ CHUNK = 64 * 1024
 
 @router.get("/voice/status")
 def status() -> JSONResponse:
-    """What voice this server supports (the page's script asks before offering the record button)."""
+    """What voice this server supports, as JSON (for scripts and tools; the pages are rendered knowing it)."""
     return JSONResponse(asdict(voice_status()))
 
 

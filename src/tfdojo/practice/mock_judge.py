@@ -30,16 +30,6 @@ class WhyLine:
     similarity: float | None = None
     note: str = ""
 
-    def as_dict(self) -> dict[str, object]:
-        """JSON-ready form."""
-        return {
-            "kind": self.kind,
-            "point": self.point,
-            "clause": self.clause,
-            "similarity": self.similarity,
-            "note": self.note,
-        }
-
 
 @dataclass(frozen=True)
 class Judgement:
