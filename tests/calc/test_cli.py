@@ -5,6 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from tfdojo.calc import roofline as roofline_module
 from tfdojo.calc.cli import app
 
 runner = CliRunner()
@@ -34,7 +35,25 @@ def test_loss() -> None:
 
 def test_flops() -> None:
     d = _json("flops", "--model", "llama-2-7b", "--seq-len", "2048")
-    assert d["value"] == pytest.approx(6 * 6.74e9, rel=0.15)
+    # 3 (forward + backward) × [2·(L·(4d² + 3dF) + V·d) weights + 4·L·S·d attention scores]
+    layers, d_model, ffn, vocab, seq = 32, 4096, 11008, 32000, 2048
+    weights = 2 * (layers * (4 * d_model**2 + 3 * d_model * ffn) + vocab * d_model)
+    assert d["value"] == 3 * (weights + 4 * layers * seq * d_model) == 42_863_689_728
+
+
+def test_text_output_prints_the_numbers() -> None:
+    """What a person reads: the headline value with its exact count, and the substituted numbers of the steps."""
+    params = runner.invoke(app, ["params", "--model", "llama-2-7b"]).stdout
+    assert "6.74B params (6,738,415,616)" in params  # the published count
+    assert "67,108,864" in params and "135,266,304" in params  # 4·4096² attention, 3·4096·11008 FFN per layer
+    kv = runner.invoke(app, ["kv", "--model", "llama-2-70b", "--seq-len", "8192"]).stdout
+    assert "2.50 GiB (2,684,354,560 bytes)" in kv and "2 · 80 · 8 · 128 · 8,192 · 1" in kv
+    flops = runner.invoke(app, ["flops", "--model", "llama-2-7b", "--seq-len", "2048"]).stdout
+    assert "4.286e+10 FLOP/token" in flops and "3·12,952,010,752 + 3·262,144,000 + 3·1,073,741,824" in flops
+    # decode at S=4096 on an H100 (3.35 TB/s): 2·(6,738,415,616 − 32000·4096) weight bytes read (the embedding
+    # rows are only gathered) + 2·32·32·128·4096·2 cache bytes = 15,362,170,880; 3.35e12 / that = 218.07
+    ceiling = runner.invoke(app, ["roofline", "--model", "llama-2-7b", "--gpu", "h100-80gb"]).stdout
+    assert "15,362,170,880 bytes" in ceiling and "decode ceiling at S=4,096, B=1: 218.1 tokens/s" in ceiling
 
 
 def test_kv_cache_of_llama2_70b_at_8k() -> None:
@@ -55,10 +74,16 @@ def test_roofline_decode_is_memory_bound_on_h100() -> None:
     assert d["value"] == pytest.approx(1 / d["parts"]["memory_s"])  # batch 1: one token per step
 
 
-def test_roofline_measure_uses_this_machine() -> None:
+def test_roofline_measure_uses_this_machines_peaks(monkeypatch: pytest.MonkeyPatch) -> None:
+    times = iter([(0.01, 9), (0.25, 4)])  # best seconds of the 256 MiB copy, then of the 1024² matmul
+    monkeypatch.setattr(roofline_module, "_best_seconds", lambda fn, budget_s: next(times))
     result = runner.invoke(app, ["roofline", "--model", "smollm2-135m", "--measure", "--seq-len", "256"])
     assert result.exit_code == 0, result.output
-    assert "bandwidth" in result.stdout.lower() and "decode ceiling" in result.stdout
+    bandwidth, peak = 2 * 256 * 2**20 / 0.01, 2 * 1024**3 / 0.25
+    assert f"measured memory bandwidth: {bandwidth:.4g} bytes/s" in result.stdout
+    assert f"measured matmul throughput: {peak:.4g} FLOP/s" in result.stdout
+    expected = roofline_module.roofline("smollm2-135m", 256, 1, bandwidth=bandwidth, peak_flops=peak)
+    assert f"decode ceiling at S=256, B=1: {expected.value:.4g} tokens/s" in result.stdout
 
 
 def test_plan_prints_a_derivation() -> None:

@@ -64,6 +64,29 @@ def _saved_bytes(model: nn.Module, ids: torch.Tensor) -> int:
     return sum(storages.values())
 
 
+# The estimate is an upper bound; these are its measured excesses over the saved bytes (torch 2.13, CPU), rounded
+# up to the next 0.1 %, per (model, backend, checkpointing) for fp32 (both SHAPES) and for bf16 at (2, 32).
+OVER_FP32 = {
+    ("llama-gqa", "eager", False): 0.001, ("llama-gqa", "sdpa", False): 0.001, ("llama-gqa", "sdpa", True): 0.024,
+    ("llama-mha-untied", "eager", False): 0.001, ("llama-mha-untied", "sdpa", False): 0.001,
+    ("llama-mha-untied", "sdpa", True): 0.041,
+    ("gpt2", "eager", False): 0.001, ("gpt2", "sdpa", False): 0.002, ("gpt2", "sdpa", True): 0.008,
+    ("bert", "eager", False): 0.0, ("bert", "sdpa", False): 0.0, ("bert", "sdpa", True): 0.0,
+}  # fmt: skip
+OVER_BF16 = {
+    ("llama-gqa", "eager", False): 0.001, ("llama-gqa", "sdpa", False): 0.002, ("llama-gqa", "sdpa", True): 0.021,
+    ("llama-mha-untied", "eager", False): 0.001, ("llama-mha-untied", "sdpa", False): 0.002,
+    ("llama-mha-untied", "sdpa", True): 0.037,
+    ("gpt2", "eager", False): 0.006, ("gpt2", "sdpa", False): 0.008, ("gpt2", "sdpa", True): 0.017,
+    ("bert", "eager", False): 0.005, ("bert", "sdpa", False): 0.007, ("bert", "sdpa", True): 0.008,
+}  # fmt: skip
+
+
+def _check_over(predicted: float, measured: int, over: float) -> None:
+    """``predicted`` covers ``measured`` and exceeds it by at most the fraction ``over``."""
+    assert measured <= predicted <= measured * (1 + over), (predicted, measured, (predicted - measured) / measured)
+
+
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize(("batch", "seq_len"), SHAPES)
 @pytest.mark.parametrize(("backend", "checkpointing"), VARIANTS)
@@ -76,7 +99,7 @@ def test_activation_bytes_match_saved_tensors(
     predicted = activation_bytes(
         model.config, seq_len, batch, dtype="float32", fused_attention=backend == "sdpa", checkpointing=checkpointing
     )
-    assert predicted.value == pytest.approx(measured, rel=0.10)
+    _check_over(predicted.value, measured, OVER_FP32[name, backend, checkpointing])
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -87,7 +110,7 @@ def test_activation_bytes_in_bfloat16(name: str, backend: str, checkpointing: bo
     predicted = activation_bytes(
         model.config, 32, 2, dtype=torch.bfloat16, fused_attention=backend == "sdpa", checkpointing=checkpointing
     )
-    assert predicted.value == pytest.approx(_saved_bytes(model, ids), rel=0.10)
+    _check_over(predicted.value, _saved_bytes(model, ids), OVER_BF16[name, backend, checkpointing])
 
 
 def test_the_quadratic_term_is_what_eager_adds() -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 
+from tfdojo.calc import roofline as roofline_module
 from tfdojo.calc.roofline import measure, roofline
 from tfdojo.errors import ConfigError
 from tfdojo.models.llama import LlamaConfig
@@ -45,12 +49,25 @@ def test_long_prefill_is_compute_bound() -> None:
     assert result.value == pytest.approx(989.5e12 / per_token, rel=1e-6)
 
 
-def test_measure_returns_plausible_numbers() -> None:
+def test_measure_divides_the_bytes_and_flops_by_the_best_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    times = iter([(0.004, 7), (0.0025, 5)])  # best seconds and runs: the copy, then the matmul
+    monkeypatch.setattr(roofline_module, "_best_seconds", lambda fn, budget_s: next(times))
     measured = measure(copy_mib=64, matmul_n=512, budget_s=0.2)
-    assert measured.bandwidth.unit == "bytes/s"
-    assert measured.matmul.unit == "FLOP/s"
-    assert 1e8 < measured.bandwidth.value < 1e13  # 0.1 GB/s .. 10 TB/s
-    assert 1e7 < measured.matmul.value < 1e15
+    assert measured.bandwidth.value == 2 * 64 * 2**20 / 0.004  # every byte read once and written once
+    assert measured.matmul.value == 2 * 512**3 / 0.0025
+    assert (measured.bandwidth.unit, measured.matmul.unit) == ("bytes/s", "FLOP/s")
+    assert "best of 7" in measured.bandwidth.steps[0].substituted
+
+
+def test_measured_bandwidth_is_at_least_what_the_wall_clock_allows() -> None:
+    """The best of n copies takes at most 1/n of the time spent copying: bandwidth ≥ n · bytes moved ÷ elapsed."""
+    start = time.perf_counter()
+    measured = measure(copy_mib=64, matmul_n=256, budget_s=0.1)
+    elapsed = time.perf_counter() - start
+    runs = int(re.search(r"best of (\d+)", measured.bandwidth.steps[0].substituted).group(1))
+    assert measured.bandwidth.value >= runs * 2 * 64 * 2**20 / elapsed
+    mm_runs = int(re.search(r"best of (\d+)", measured.matmul.steps[0].substituted).group(1))
+    assert measured.matmul.value >= mm_runs * 2 * 256**3 / elapsed
 
 
 @pytest.mark.parametrize("kwargs", [{"bandwidth": 0.0, "peak_flops": 1e12}, {"bandwidth": 1e9, "peak_flops": -1.0}])

@@ -6,12 +6,12 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from hf_parity import save_and_load
 from tiny_hf import DECODER_FIELDS, perturbed, tiny_hf_decoder
 from transformers import GPT2Config as HFGPT2Config
 from transformers import GPT2LMHeadModel, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 from transformers import LlamaConfig as HFLlamaConfig
+from transformers.models.mixtral.modeling_mixtral import load_balancing_loss_func
 
 from tfdojo.calc import param_count
 from tfdojo.errors import ConfigError
@@ -171,17 +171,17 @@ def test_cached_greedy_equals_recomputing(name):
     assert cached.tolist() == recomputed.tolist()
 
 
-def test_moe_aux_loss_is_the_switch_formula():
+def test_moe_aux_loss_is_hfs_load_balancing_loss():
     torch.manual_seed(0)
     c = VariantConfig(vocab_size=50, dim=32, n_layers=2, n_heads=4, n_experts=4, top_k=2)
     model = VariantLM(c).eval()
     with torch.no_grad():
         model(ids(vocab=50))
-    logits = torch.cat([layer.ffn.router_logits for layer in model.layers])  # (L·N, E)
-    probs = logits.softmax(-1)
-    chosen = F.one_hot(probs.topk(2, dim=-1).indices, 4).sum(1).float()  # (N, E) 1 where routed
-    expected = 4 * ((chosen.mean(0) / 2) * probs.mean(0)).sum() * 2  # E · Σ f_e P_e, f = share of the k·N routes
+    per_layer = tuple(layer.ffn.router_logits for layer in model.layers)  # L × (N, E)
+    expected = load_balancing_loss_func(per_layer, num_experts=4, top_k=2)  # HF Mixtral's, over every layer
+    assert float(expected) > 1.0  # E · Σ f_e P_e is 1 when perfectly balanced: a real, unbalanced value
     torch.testing.assert_close(model.aux.load_balancing, expected)
+    logits = torch.cat(per_layer)  # (L·N, E)
     torch.testing.assert_close(model.aux.router_z, torch.logsumexp(logits, -1).pow(2).mean())
     dense = VariantLM(VariantConfig(vocab_size=50, dim=32, n_layers=1, n_heads=4))
     assert float(dense.aux.load_balancing) == 0.0
