@@ -12,8 +12,9 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 from tfdojo.models.variants import VariantConfig, VariantLM
 from tfdojo.train.config import OptimConfig, ScheduleConfig
 from tfdojo.train.optim import make_optimizer, set_lr
+from tfdojo.train.parallel.norms import clip_gradients
 from tfdojo.train.schedule import lr_at
-from tfdojo.train.step import accumulate_gradients, clip_gradients, count_targets
+from tfdojo.train.step import accumulate_gradients, count_targets
 from tfdojo.weights.hf import load_hf_model
 
 STEPS = 50

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from tfdojo.train.config import DiagnosticsConfig
+from tfdojo.train.parallel.norms import full_norm
 
 
 def robust_z(value: float, history: list[float], recent: int = 5) -> float:
@@ -57,7 +58,7 @@ def group_norms(groups: dict[str, list[nn.Parameter]], of: str) -> dict[str, flo
         tensors = [
             p.detach() if of == "data" else p.grad.detach() for p in params if of == "data" or p.grad is not None
         ]
-        out[key] = float(torch.stack([t.float().norm() for t in tensors]).norm()) if tensors else 0.0
+        out[key] = float(torch.stack([full_norm(t) for t in tensors]).norm()) if tensors else 0.0
     return out
 
 

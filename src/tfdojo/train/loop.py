@@ -42,11 +42,13 @@ from tfdojo.train.diagnostics import SpikeDetector, SpikeEvent, group_norms, lay
 from tfdojo.train.init import init_weights
 from tfdojo.train.metrics import MetricsWriter, keep_before
 from tfdojo.train.optim import make_optimizer, set_lr
-from tfdojo.train.parallel import Parallelism, single_process
+from tfdojo.train.parallel import Parallelism
+from tfdojo.train.parallel.distributed import from_environment
+from tfdojo.train.parallel.norms import clip_gradients, full_norm
 from tfdojo.train.peak import measured_peak_flops
 from tfdojo.train.plot import plot_loss
 from tfdojo.train.schedule import lr_at
-from tfdojo.train.step import accumulate_gradients, autocast_context, clip_gradients, count_targets, forward_logits
+from tfdojo.train.step import accumulate_gradients, autocast_context, count_targets, forward_logits
 from tfdojo.train.tokenizer import TrainTokenizer, tokenizer_from_json
 
 
@@ -97,7 +99,7 @@ class Trainer:
         self.resume = resume
         self.progress = progress
         self.faults = faults or Faults()
-        self.par = parallelism or single_process()
+        self.par = parallelism or from_environment(config)
         self.on_step = on_step
         self.events: list[SpikeEvent] = []
         self.lr_scale = 1.0
@@ -124,8 +126,8 @@ class Trainer:
             self.config.run.eval_batches, self.config.run.micro_batch
         )
         self.model = build_model(self.config)
-        self.groups = layer_groups(self.model)
         self.train_model = self.par.wrap(self.model, self.config)
+        self.groups = layer_groups(self.model)  # after wrapping: FSDP and TP replace parameters in place
         self.optimizer = make_optimizer(self.train_model, self.config.optim)
         self.detector = SpikeDetector(self.config.diagnostics)
         self.start_step = 0
@@ -225,7 +227,7 @@ class Trainer:
             autocast=self.config.precision.autocast,
             sync=self.par.sync_context(self.train_model),
         )
-        loss = self.par.sum_float(loss) if self.par.data_world > 1 else loss
+        loss = self.par.sum_float(loss)  # each shard's share of the global mean
         grad_norm = clip_gradients(list(self.train_model.parameters()), self.config.optim.grad_clip)
         tokens = sum(b["input_ids"].numel() for b in micro) * self.par.data_world
         row: dict[str, Any] = {"step": step + 1, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": tokens}
@@ -239,7 +241,7 @@ class Trainer:
         self.optimizer.step()
         if policy != "off":
             ratios = {
-                k: float(torch.stack([(p.detach() - o).float().norm() for p, o in zip(ps, old[k], strict=True)]).norm())
+                k: float(torch.stack([full_norm(p.detach() - o) for p, o in zip(ps, old[k], strict=True)]).norm())
                 / max(before[k], 1e-12)
                 for k, ps in self.groups.items()
             }

@@ -83,12 +83,3 @@ def accumulate_gradients(
             (loss * loss_scale).backward()
         total += float(loss.detach())
     return total
-
-
-def clip_gradients(parameters: Sequence[nn.Parameter], max_norm: float | None) -> float:
-    """Global L2 norm of the gradients (before clipping); clip to ``max_norm`` when one is set."""
-    grads = [p for p in parameters if p.grad is not None]
-    if max_norm is None:
-        norms = torch.stack([p.grad.detach().float().norm() for p in grads])
-        return float(norms.norm())
-    return float(torch.nn.utils.clip_grad_norm_(grads, max_norm))

@@ -1,0 +1,100 @@
+"""torch.distributed on CPU (gloo) under torchrun: every layout trains like one process, and holds what calc says."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY, tiny_config
+from tfdojo.calc.parallel import zero_memory
+from tfdojo.calc.params import param_count
+from tfdojo.train import Trainer
+from tfdojo.train.metrics import read_metrics
+
+STEPS = 10
+SCRIPT = Path(__file__).with_name("dist_run.py")
+# micro-batch per data shard; the one-process reference reads all shards at once
+PER_RANK = 4
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(procs: int, sections: dict, run_dir: Path) -> None:
+    config = {name: {**TINY.get(name, {}), **sections.get(name, {})} for name in {*TINY, *sections}}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={procs}", f"--master-port={_free_port()}",
+        str(SCRIPT), json.dumps(config), str(run_dir), str(STEPS),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=_env())
+    assert result.returncode == 0, result.stderr[-4000:]
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+
+
+def _losses(run_dir: Path) -> torch.Tensor:
+    return torch.tensor([r["loss"] for r in read_metrics(run_dir)], dtype=torch.float64)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict[int, torch.Tensor]:
+    """One-process loss curves with the micro-batch of 1 and of 2 data shards."""
+    curves = {}
+    for shards in (1, 2):
+        run = tmp_path_factory.mktemp(f"one_process_{shards}")
+        Trainer(tiny_config(run={"micro_batch": PER_RANK * shards}), run, progress=False).run(STEPS)
+        curves[shards] = _losses(run)
+    return curves
+
+
+LAYOUTS = [
+    ("ddp", 2, {}, 2),
+    ("fsdp", 2, {}, 2),
+    ("tp", 2, {}, 1),
+    ("fsdp_tp", 4, {"tp_size": 2}, 2),
+]
+
+
+@pytest.mark.parametrize(("mode", "procs", "extra", "shards"), LAYOUTS, ids=[m[0] for m in LAYOUTS])
+def test_each_layout_follows_the_one_process_curve(reference, tmp_path: Path, mode, procs, extra, shards) -> None:
+    sections = {"parallel": {"mode": mode, **extra}, "run": {"micro_batch": PER_RANK}}
+    _torchrun(procs, sections, tmp_path)
+    torch.testing.assert_close(_losses(tmp_path), reference[shards], atol=0, rtol=1e-5)
+    held = [json.loads((tmp_path / f"state_bytes_rank{r}.json").read_text()) for r in range(procs)]
+    n = param_count(tiny_config(run={"micro_batch": PER_RANK}).with_vocab(_vocab(tmp_path)).model).value
+    if mode == "ddp":
+        predicted = zero_memory(n, 2, 0, optimizer_bytes=8, weight_bytes=4, grad_bytes=4).parts
+        assert all(h == {k: int(v) for k, v in predicted.items()} for h in held)  # full replicas
+    if mode == "fsdp":
+        predicted = zero_memory(n, 2, 3, optimizer_bytes=8, weight_bytes=4, grad_bytes=4).parts
+        for part, value in predicted.items():
+            assert sum(h[part] for h in held) == 2 * value  # shards add up to Ψ, each rank holds Ψ / N_d
+
+
+def _vocab(run_dir: Path) -> int:
+    return json.loads((run_dir / "config.json").read_text())["model"]["vocab_size"]
+
+
+def test_sharded_checkpoints_hold_full_tensors_a_single_process_can_read(tmp_path: Path) -> None:
+    sections = {"parallel": {"mode": "fsdp"}, "run": {"micro_batch": PER_RANK}}
+    _torchrun(2, sections, tmp_path)  # 10 steps, checkpoints gathered to full tensors every 5
+    from tfdojo.train.sample import load_run
+
+    model, _, step = load_run(tmp_path)  # an ordinary VariantLM, loaded without any process group
+    assert step == STEPS
+    saved = torch.load(sorted((tmp_path / "checkpoints").iterdir())[-1], weights_only=False)
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(tensor, saved["model"][name], atol=0, rtol=0)
