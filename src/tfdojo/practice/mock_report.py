@@ -181,8 +181,10 @@ def render_text(report: MockReport) -> str:
     ]
     if report.missed:
         lines += ["", "missed points (with the model answer):"]
-        for m in report.missed:
-            lines += [f"  - [{m.question_id}] {m.point}", f"      model answer: {m.model_answer}"]
+        for question_id in dict.fromkeys(m.question_id for m in report.missed):  # in order, once each
+            points = [m for m in report.missed if m.question_id == question_id]
+            lines += [f"  [{question_id}]"] + [f"  - {m.point}" for m in points]
+            lines += [f"    model answer: {points[0].model_answer}"]
     if report.misconceptions:
         lines += ["", "misconceptions stated:"]
         lines += [f"  - [{q}] {text}: {why}" for q, text, why in report.misconceptions]
