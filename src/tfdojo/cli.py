@@ -282,7 +282,14 @@ def _mount_speech() -> None:
     register(app)  # tfdojo transcribe, tfdojo say
 
 
+def _mount_lab() -> None:
+    from tfdojo.lab.cli import register
+
+    register(app)  # tfdojo lab list | run
+
+
 _mount_subcommands()
+_mount_lab()
 _mount_serving()
 _mount_speech()
 _mount_practice()
