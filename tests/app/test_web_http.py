@@ -256,3 +256,18 @@ def test_a_recording_longer_than_the_cap_is_refused_with_the_cap_named(tmp_path:
         headers = {"Origin": live.url, "Content-Type": f"multipart/form-data; boundary={boundary}"}
         reply = http("POST", live.url + "/voice/transcribe", body, headers)
         assert reply.status == 413 and "longer than the 2 s cap" in reply.text
+
+
+def test_many_connections_opening_a_new_progress_file_at_once_all_succeed(tmp_path: Path) -> None:
+    """A tab and a terminal may create the file together: each must see one migrated schema (regression)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def open_and_close(folder: Path) -> int:
+        with ProgressStore.open(folder) as store:
+            return store.schema_version
+
+    for round_ in range(6):
+        folder = tmp_path / str(round_)
+        with ThreadPoolExecutor(8) as pool:
+            versions = list(pool.map(open_and_close, [folder] * 8))
+        assert len(set(versions)) == 1

@@ -265,6 +265,8 @@ class ProgressStore:
         self._db.execute("PRAGMA foreign_keys = ON")
         for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
             with self.transaction():
+                if self._db.execute("PRAGMA user_version").fetchone()[0] >= number:
+                    continue  # another connection (a tab, a terminal) applied this step while we waited for the lock
                 for statement in statements:
                     self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {number}")
