@@ -126,3 +126,17 @@ def test_encoder_refuses_a_window_of_the_wrong_length():
     model = Whisper(WhisperConfig(dim=32, n_heads=4, n_encoder_layers=1, n_decoder_layers=1, ffn_hidden=64))
     with pytest.raises(ConfigError, match=r"mel \(B, 80, 3000\)"):
         model.encoder(torch.zeros(1, 80, 2000))
+
+
+def test_a_folder_without_generation_settings_still_loads(tiny, tmp_path):
+    """CTranslate2 writes null suppress lists when the HF model had no generation config (this used to be refused)."""
+    _, ct2_dir = tiny
+    folder = tmp_path / "bare"
+    shutil.copytree(ct2_dir, folder)
+    settings = json.loads((folder / "config.json").read_text())
+    settings.update(suppress_ids=None, suppress_ids_begin=None)
+    (folder / "config.json").write_text(json.dumps(settings))
+    asr = tfdojo.load(folder)
+    t = asr.tokens
+    assert asr.suppress_begin_ids == []
+    assert asr.suppress_ids == sorted({t.transcribe, t.translate, t.sot, t.sot_prev, t.sot_lm, t.no_speech})
