@@ -201,3 +201,33 @@ def test_spoken_answer_is_uploaded_transcribed_and_graded(page, live: Live, tmp_
     assert [a.answer for a in stored] == [heard]
     wav = page.request.get(f"/voice/question/{FREE_TEXT}.wav")
     assert wav.ok and wav.body()[:4] == b"RIFF"
+
+
+def test_recorded_answer_goes_through_media_recorder(live: Live, tmp_path: Path) -> None:
+    """Chromium's fake microphone plays a Piper clip; the page records it (MediaRecorder, webm/opus) and uploads it."""
+    from tfdojo.app.voice import voice_status
+
+    if not (voice_status().listen and voice_status().speak):
+        pytest.skip("voice is not installed here (Whisper weights or the Piper voice package)")
+    from tfdojo.practice.voice import speak
+
+    clip = speak("The keys and values of past tokens are stored in the cache.", cache_dir=tmp_path)
+    microphone = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={clip}%noloop",
+    ]
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + microphone)
+        page = chromium.new_page(base_url=live.url)
+        page.set_default_timeout(120_000)
+        page.goto("/card/kv-cache-purpose")
+        page.click("text=Answer it timed")
+        page.click("#record")
+        page.wait_for_function("() => document.getElementById('record').textContent.includes('Stop')")
+        page.wait_for_timeout(5_000)  # the clip is about 4 s long
+        page.click("#record")
+        page.wait_for_function("() => document.getElementById('answer').value.length > 0")
+        heard = page.input_value("#answer").lower()
+        chromium.close()
+    assert "cache" in heard or "values" in heard, heard

@@ -52,7 +52,7 @@ def _free_text(rubric: Rubric, answer: str) -> Judgement:
     from tfdojo.practice.grading.free_text import grade_free_text
 
     g = grade_free_text(rubric, answer)
-    contradicted = getattr(g, "contradicted", ())  # stated wrongly: a wrong version of the point was closer
+    contradicted = g.contradicted  # stated wrongly: a wrong version of the point was closer than the point
     why = [WhyLine("covered", m.point.text, m.clause, m.similarity, "alias" if m.by_alias else "") for m in g.covered]
     why += [WhyLine("contradicted", m.point.text, m.clause, m.similarity) for m in contradicted]
     why += [WhyLine("uncertain", m.point.text, m.clause, m.similarity, "stated with a negation") for m in g.uncertain]
