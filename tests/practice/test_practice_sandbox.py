@@ -219,3 +219,19 @@ def test_unknown_or_broken_exercise_raises(tmp_path) -> None:
     (broken / "hidden_test.py").unlink()
     with pytest.raises(ExerciseError, match="hidden_test.py"):
         load_exercise_dir(broken)
+
+
+def test_without_namespaces_the_missing_layers_are_named(toy, monkeypatch) -> None:
+    """Where the machine allows no namespaces, uid or cgroup (not root), the run still grades, confined by the
+    process boundary and rlimits, and both the containment and the feedback say what was missing."""
+    monkeypatch.setenv(sandbox.SPARE_ENV, "0")
+    sandbox.discard_spare()
+    monkeypatch.setattr(sandbox, "namespaces_allowed", lambda: False)
+    monkeypatch.setattr(sandbox, "sandbox_uid", lambda: None)
+    monkeypatch.setattr(sandbox.RunCgroup, "create", classmethod(lambda cls, name, limits: None))
+    grade = grade_many(toy, [SUBMISSIONS["correct"]])[0]
+    assert grade.verdict == "passed", grade.feedback
+    missing = grade.containment.missing
+    assert {"pid namespace", "own uid", "network namespace", "cgroup process limit"} <= set(missing)
+    assert "sandbox lacks: " in grade.feedback and "pid namespace" in grade.feedback
+    assert not list(Path("/tmp").glob(f"{sandbox.RUN_PREFIX}{os.getpid()}-*")), "the plain run's directory is gone"

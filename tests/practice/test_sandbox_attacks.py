@@ -149,12 +149,15 @@ ATTACKS = {
         """
         import ctypes, os, threading, time
         def f(box):
-            if os.fork() == 0:
+            pid = os.fork()
+            if pid == 0:
                 os.setsid()
                 threading.Thread(target=lambda: time.sleep(600)).start()
                 ctypes.CDLL(None).syscall(60, 0)  # SYS_exit: only the main thread ends, the leader stays a zombie
-            time.sleep(1)
-            return box.value
+            time.sleep(2)
+            state = [l for l in open(f"/proc/{pid}/status").read().splitlines() if l.startswith("State")][0]
+            tasks = len(os.listdir(f"/proc/{pid}/task"))
+            raise AssertionError(f"survivor ready: {state.split()[1]} with {tasks} tasks")
         """
     ),
     "five_forked_children_of_1400_mb": textwrap.dedent(
@@ -350,6 +353,14 @@ def test_attack_verdict_names_what_happened(graded, name, verdict, words) -> Non
     grade, _ = graded[name]
     assert grade.verdict == verdict, f"{name}: {grade.verdict} ({grade.feedback})"
     assert words in grade.feedback, grade.feedback
+
+
+def test_the_zombie_leader_was_made_and_did_not_survive(graded) -> None:
+    """The attack set itself up (a zombie leader whose thread lives on) before the run ended, and still nothing of
+    its uid is left (checked for every attack above)."""
+    grade, survivors = graded["zombie_leader_survivor"]
+    assert "survivor ready: Z with 2 tasks" in grade.feedback, grade.feedback
+    assert survivors == []
 
 
 @JAILED

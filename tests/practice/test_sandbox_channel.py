@@ -214,3 +214,16 @@ def test_depth_and_size_caps() -> None:
     with pytest.raises(ChannelError, match="closed"):
         read_frame(r, Caps())
     os.close(r)
+
+
+def test_the_callee_cannot_plant_its_objects_in_the_callers_arguments(connect) -> None:
+    """A submission that swaps the test's experts for objects of its own (whose counters it controls) is refused."""
+
+    class Fake:
+        rows = 7
+
+    remote, _ = connect(SimpleNamespace(swap=lambda experts: experts.__setitem__(0, Fake())))
+    experts = [len]
+    with pytest.raises(ChannelError, match="objects into the caller's arguments"):
+        remote.swap(experts)
+    assert experts == [len]

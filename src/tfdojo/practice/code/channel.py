@@ -644,6 +644,16 @@ def _snapshot(obj: Any) -> Any:
     return None
 
 
+def _holds_remote(value: Any) -> bool:
+    if isinstance(value, Remote):
+        return True
+    if isinstance(value, tuple | list):
+        return any(_holds_remote(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_remote(k) or _holds_remote(v) for k, v in value.items())
+    return False
+
+
 def _apply(target: Any, new: Any) -> None:
     """Make ``target`` equal to ``new`` in place (a tensor keeps its identity and its ``.grad`` object)."""
     if isinstance(target, torch.Tensor) and isinstance(new, torch.Tensor):
@@ -660,11 +670,14 @@ def _apply(target: Any, new: Any) -> None:
             target.grad = new.grad
     elif isinstance(target, torch.Generator) and isinstance(new, torch.Generator):
         target.set_state(new.get_state())
-    elif isinstance(target, list) and isinstance(new, list):
-        target[:] = new
-    elif isinstance(target, dict) and isinstance(new, dict):
-        target.clear()
-        target.update(new)
+    elif isinstance(target, list | dict) and type(new) is type(target):
+        if _holds_remote(new):  # the caller's containers hold data; the callee's objects stay behind a call
+            raise ChannelError("an update that puts the other side's objects into the caller's arguments")
+        if isinstance(target, list):
+            target[:] = new
+        else:
+            target.clear()
+            target.update(new)
     else:
         raise ChannelError("an update of the wrong kind")
 

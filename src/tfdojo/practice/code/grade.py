@@ -114,7 +114,8 @@ def _finish(exercise: Exercise, run: SandboxRun, limits: SandboxLimits, index: i
     ended = _from_worker(run, limits)
     if result is None:
         if ended is None:
-            why = (report or {}).get("error") or run.jail_error or "the judge gave no report"
+            why = "; ".join(str(w) for w in ((report or {}).get("error"), run.jail_error) if w)
+            why = why or "the judge gave no report"
             last = run.judge_stderr.strip().splitlines()[-1:] or [""]
             ended = ("error", f"{why} {last[0]}".strip())
         grade = _grade(exercise, ended[0], ended[1], seconds)
@@ -123,7 +124,9 @@ def _finish(exercise: Exercise, run: SandboxRun, limits: SandboxLimits, index: i
         broken = any(t.message.startswith(("not run:", "the submission's process stopped")) for t in grade.tests)
         if ended is not None and (broken or ended[0] in ("timeout", "memory")) and grade.verdict != "forbidden":
             grade = _grade(exercise, ended[0], f"{ended[1]}; {grade.feedback}", seconds, grade.tests)
-    return replace(grade, containment=run.containment)
+    missing = run.containment.missing
+    weaker = f" [this machine's sandbox lacks: {', '.join(missing)}]" if missing else ""
+    return replace(grade, feedback=grade.feedback + weaker, containment=run.containment)
 
 
 def limits_for(exercise: Exercise, count: int = 1) -> SandboxLimits:

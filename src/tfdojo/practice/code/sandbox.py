@@ -23,7 +23,7 @@ import sysconfig
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -409,6 +409,7 @@ class Run:
     uid: int | None
     namespaces: bool
     plain_dir: Path | None
+    owner: int = field(default_factory=os.getpid)
 
     @classmethod
     def start(cls) -> Run:
@@ -542,6 +543,8 @@ def _take_run() -> Run:
     """The warm spare when one is ready (started by the previous grading), else a fresh run."""
     with _spare_lock:
         spare = _spare.pop() if _spare else None
+    if spare is not None and spare.owner != os.getpid():
+        spare = None  # inherited through fork: the parent's, not ours to use or stop
     if spare is not None and spare.alive():
         return spare
     if spare is not None:
@@ -566,7 +569,8 @@ def discard_spare() -> None:
         spares = list(_spare)
         _spare.clear()
     for run in spares:
-        run.discard()
+        if run.owner == os.getpid():  # a forked child's copy of the list is not its own to stop
+            run.discard()
 
 
 def run_sandboxed(
