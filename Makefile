@@ -47,8 +47,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-bench: $(STAMP)
-	$(BIN)/python bench/decode.py
+# llama.cpp for the decode benchmark lives in its own environment (compiled from source: minutes, once).
+BENCH_VENV := .venv-bench
+LLAMA_CPP := llama-cpp-python==0.3.36
+
+$(BENCH_VENV)/.installed:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q $(LLAMA_CPP)
+	touch $@
+
+bench: $(STAMP) $(BENCH_VENV)/.installed
+	$(BIN)/python bench/decode.py --llama-cpp $(BENCH_VENV)/bin/python
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .ruff_cache

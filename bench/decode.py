@@ -1,13 +1,16 @@
-"""Prefill and decode speed of SmolLM2-135M: tfdojo (eager and FastLlama) against HF transformers, same run.
+"""Prefill and decode speed of SmolLM2-135M: llama.cpp, HF transformers and every tfdojo mode, same run.
 
-    .venv/bin/python bench/decode.py                 # the bundled GGUF weights, fp32 and bf16, 2 threads
-    .venv/bin/python bench/decode.py --random-weights   # SmolLM2's shapes with random weights (no GGUF needed)
+    make bench                                          # builds .venv-bench (llama-cpp-python), then this
+    .venv/bin/python bench/decode.py --llama-cpp .venv-bench/bin/python
+    .venv/bin/python bench/decode.py --random-weights   # SmolLM2's shapes with random weights (no GGUF, no llama.cpp)
 
 Batch 1. Prefill: one forward over a 128- and a 512-token prompt. Decode: 128 greedy tokens after a 128-token
 prompt, EOS ignored, as (time for 129 new tokens - time for 1) / 128, the same formula for every contender.
-Contenders are interleaved in each repeat and the median of the repeats is reported, because other processes
-share the machine. GB/s = weight bytes read per decode step (every parameter once) / step time. The 1-minute
-load average before and after each dtype's runs is kept with its rows: on a shared machine, read the ratios.
+Contenders alternate within each round (other processes share the machine); each round's decode speed is also
+divided by llama.cpp's in the same round, and min / median / max over rounds are reported for both. GB/s =
+weight bytes read per decode step (every matrix once, in its stored format) / step time, next to the copy
+bandwidth of the machine measured in the same run. llama.cpp runs the GGUF as stored (Q4_1 layers, Q8_0
+embeddings/head) in its own process (``bench/llama_cpp_worker.py``), with the same thread count.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,11 +34,14 @@ from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 import tfdojo
 from tfdojo.infer.cache import StaticKVCache
+from tfdojo.infer.compiled_decode import CompiledDecoder
 from tfdojo.infer.generate import generate, prefill
-from tfdojo.infer.language_model import LanguageModel
+from tfdojo.infer.int_linear import Int4Linear, Int8Linear
+from tfdojo.infer.quant_llama import QuantLlama
 
 RESULTS = Path(__file__).parent / "results"
 NEW_TOKENS = 128
+Timers = dict[str, Callable]
 
 
 class IdsOnly:
@@ -54,28 +61,38 @@ def smollm2_gguf() -> Path:
     return Path(folder) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def load_pair(dtype: torch.dtype, random_weights: bool) -> tuple[LanguageModel, torch.nn.Module]:
-    """(ours, HF's LlamaForCausalLM) with the same weights at ``dtype``."""
-    if random_weights:  # SmolLM2-135M's shapes; HF's init (std 0.02) keeps activations free of denormals
-        torch.manual_seed(0)
-        config = LlamaConfig(
-            vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-            num_attention_heads=9, num_key_value_heads=3, rope_theta=100000.0, max_position_embeddings=8192,
-            tie_word_embeddings=True, rms_norm_eps=1e-5,
-        )  # fmt: skip
-        hf = LlamaForCausalLM(config).to(dtype).eval()
-        with tempfile.TemporaryDirectory() as folder:
-            hf.save_pretrained(folder)
-            ours = tfdojo.load(folder, dtype=dtype)
-        ours.tokenizer = IdsOnly()
-        return ours, hf
+def random_hf(dtype: torch.dtype) -> torch.nn.Module:
+    """SmolLM2-135M's shapes with HF's random init (std 0.02 keeps activations free of denormals), seeded."""
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+        num_attention_heads=9, num_key_value_heads=3, rope_theta=100000.0, max_position_embeddings=8192,
+        tie_word_embeddings=True, rms_norm_eps=1e-5,
+    )  # fmt: skip
+    return LlamaForCausalLM(config).to(dtype).eval()
+
+
+def load_hf(dtype: torch.dtype, random_weights: bool) -> torch.nn.Module:
+    if random_weights:
+        return random_hf(dtype)
     path = smollm2_gguf()
+    return AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype).eval()
+
+
+def load_ours(dtype: torch.dtype, random_weights: bool, quant: str | None = None, compile: bool = False):
+    """tfdojo.load of the GGUF (or of the random HF model, saved) as a user would call it; prints the load time."""
+    options = {"dtype": dtype, "quant": quant, "compile": compile}
     start = time.perf_counter()
-    ours = tfdojo.load(str(path), dtype=dtype)
-    loaded = time.perf_counter()
-    hf = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype).eval()
-    print(f"{dtype}: tfdojo.load {loaded - start:.1f} s, HF from_pretrained {time.perf_counter() - loaded:.1f} s")
-    return ours, hf
+    if random_weights:
+        with tempfile.TemporaryDirectory() as folder:
+            random_hf(dtype).save_pretrained(folder)
+            start = time.perf_counter()
+            ours = tfdojo.load(folder, **options)
+        ours.tokenizer = IdsOnly()
+    else:
+        ours = tfdojo.load(str(smollm2_gguf()), **options)
+    print(f"tfdojo.load {dtype} quant={quant}: {time.perf_counter() - start:.1f} s", flush=True)
+    return ours
 
 
 def prompt_ids(n: int, vocab: int) -> list[int]:
@@ -97,61 +114,117 @@ def ours_generate(model: torch.nn.Module, tokenizer, ids: list[int], new: int) -
     return time.perf_counter() - start
 
 
-def hf_prefill(hf: torch.nn.Module, ids: list[int]) -> float:
-    start = time.perf_counter()
-    with torch.inference_mode():
-        hf(torch.tensor([ids]), use_cache=True, logits_to_keep=1)
-    return time.perf_counter() - start
+def ours_timers(model: torch.nn.Module, tokenizer) -> Timers:
+    return {
+        "prefill": lambda ids: ours_prefill(model, ids),
+        "generate": lambda ids, n: ours_generate(model, tokenizer, ids, n),
+    }
 
 
-def hf_generate(hf: torch.nn.Module, ids: list[int], new: int) -> float:
-    start = time.perf_counter()
-    with torch.inference_mode():
-        hf.generate(
-            torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long), max_new_tokens=new,
-            min_new_tokens=new, do_sample=False, top_p=None, top_k=None, pad_token_id=0,
-        )  # fmt: skip
-    return time.perf_counter() - start
+def hf_timers(hf: torch.nn.Module) -> Timers:
+    def run_prefill(ids: list[int]) -> float:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            hf(torch.tensor([ids]), use_cache=True, logits_to_keep=1)
+        return time.perf_counter() - start
+
+    def run_generate(ids: list[int], new: int) -> float:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            hf.generate(
+                torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long), max_new_tokens=new,
+                min_new_tokens=new, do_sample=False, top_p=None, top_k=None, pad_token_id=0,
+            )  # fmt: skip
+        return time.perf_counter() - start
+
+    return {"prefill": run_prefill, "generate": run_generate}
 
 
-def measure(contenders: dict[str, dict[str, Callable]], vocab: int, repeats: int) -> dict[str, dict[str, float]]:
-    """Median prefill tok/s (128, 512) and decode tok/s per contender, interleaving contenders in each repeat."""
+class LlamaCpp:
+    """llama.cpp in its own process (bench/llama_cpp_worker.py under the bench environment's python)."""
+
+    def __init__(self, python: str, gguf: Path, threads: int, n_ctx: int = 1024, mode: str = "time") -> None:
+        worker = Path(__file__).parent / "llama_cpp_worker.py"
+        args = [python, str(worker), str(gguf), str(threads), str(n_ctx), mode]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert json.loads(self.proc.stdout.readline())["ready"]
+
+    def ask(self, request: dict) -> dict:
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def timers(self) -> Timers:
+        return {
+            "prefill": lambda ids: self.ask({"op": "prefill", "ids": ids})["s"],
+            "generate": lambda ids, n: self.ask({"op": "generate", "ids": ids, "n": n})["s"],
+        }
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def measure(contenders: dict[str, Timers], vocab: int, repeats: int) -> dict[str, dict[str, list[float]]]:
+    """Per contender, per round: prefill tok/s (128, 512) and decode tok/s; contenders alternate in each round."""
     p128, p512 = prompt_ids(128, vocab), prompt_ids(512, vocab)
-    times: dict[str, dict[str, list[float]]] = {name: {} for name in contenders}
-    for fns in contenders.values():  # warm-up: first calls allocate and pick kernels
+    for name, fns in contenders.items():  # warm-up: first calls allocate, pick kernels, compile
+        start = time.perf_counter()
         fns["prefill"](p128)
         fns["generate"](p128, 8)
-    for _ in range(repeats):
+        print(f"warm-up {name}: {time.perf_counter() - start:.1f} s", flush=True)
+    rounds: dict[str, dict[str, list[float]]] = {name: {} for name in contenders}
+    for r in range(repeats):
         for name, fns in contenders.items():
-            t = times[name]
-            t.setdefault("prefill128", []).append(fns["prefill"](p128))
-            t.setdefault("prefill512", []).append(fns["prefill"](p512))
-            t.setdefault("gen1", []).append(fns["generate"](p128, 1))
-            t.setdefault("gen129", []).append(fns["generate"](p128, NEW_TOKENS + 1))
-    out = {}
-    for name, t in times.items():
-        med = {k: statistics.median(v) for k, v in t.items()}
-        step = (med["gen129"] - med["gen1"]) / NEW_TOKENS
-        out[name] = {
-            "prefill128_tok_s": 128 / med["prefill128"],
-            "prefill512_tok_s": 512 / med["prefill512"],
-            "decode_tok_s": 1 / step,
-            "decode_step_ms": step * 1e3,
-        }
-    return out
+            t = rounds[name]
+            t.setdefault("prefill128_tok_s", []).append(128 / fns["prefill"](p128))
+            t.setdefault("prefill512_tok_s", []).append(512 / fns["prefill"](p512))
+            one, many = fns["generate"](p128, 1), fns["generate"](p128, NEW_TOKENS + 1)
+            t.setdefault("decode_tok_s", []).append(NEW_TOKENS / (many - one))
+        print(f"round {r + 1}/{repeats} done, load average {os.getloadavg()[0]:.1f}", flush=True)
+    return rounds
 
 
-def contenders_for(ours: LanguageModel, hf: torch.nn.Module) -> dict[str, dict[str, Callable]]:
-    """name -> its prefill(ids) and generate(ids, n) timers: our eager model, our fast decoder, HF."""
-    timers = {
-        f"tfdojo-{name}": {
-            "prefill": lambda ids, m=model: ours_prefill(m, ids),
-            "generate": lambda ids, n, m=model: ours_generate(m, ours.tokenizer, ids, n),
-        }
-        for name, model in (("eager", ours.model), ("fast", ours.decoder))
-    }
-    timers["hf"] = {"prefill": lambda ids: hf_prefill(hf, ids), "generate": lambda ids, n: hf_generate(hf, ids, n)}
-    return timers
+def decode_bytes(decoder: torch.nn.Module, model: torch.nn.Module) -> int:
+    """Bytes of weights one decode step reads: int codes (+ scales) where quantized, else every parameter."""
+    inner = decoder.decoder if isinstance(decoder, CompiledDecoder) else decoder
+    if not isinstance(inner, QuantLlama):
+        return sum(p.numel() * p.element_size() for p in model.parameters())
+    total = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if "norm" in n)
+    matrices = [getattr(layer, f).integer for layer in inner.layers for f in ("qkv", "o", "gate_up", "down")]
+    for m in [*matrices, inner.lm_head.integer]:
+        if isinstance(m, Int4Linear):
+            total += m.packed.nbytes + m.scale_zero.nbytes
+        elif isinstance(m, Int8Linear):
+            total += m.codes.nbytes + m.scale.nbytes
+    return total
+
+
+def copy_bandwidth_gb_s(megabytes: int = 256, repeats: int = 5) -> float:
+    """Best of ``repeats`` copies of a large buffer: (bytes read + bytes written) / time."""
+    src = torch.ones(megabytes * 2**20 // 4)
+    dst = torch.empty_like(src)
+    best = min(_timed(lambda: dst.copy_(src)) for _ in range(repeats))
+    return 2 * src.nbytes / best / 1e9
+
+
+def _timed(fn: Callable) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def check_compiled(compiled: CompiledDecoder, tokenizer, vocab: int) -> dict:
+    """Greedy tokens of the compiled step against the same decoder run eagerly (the bench's correctness gate)."""
+    ids = prompt_ids(64, vocab)
+    got = generate(compiled, tokenizer, ids, max_new_tokens=32, ignore_eos=True).token_ids
+    want = generate(compiled.decoder, tokenizer, ids, max_new_tokens=32, ignore_eos=True).token_ids
+    same = next((i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b), len(want))
+    return {"compile_s": compiled.compile_s, "identical_greedy_tokens": same, "of": len(want)}
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
 def machine() -> dict[str, object]:
@@ -177,38 +250,88 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--modes", default="fp32,bf16,int8,int4,int8-compiled,int4-compiled", help="tfdojo modes")
+    parser.add_argument("--hf", default="fp32,bf16", help="HF transformers dtypes ('' for none)")
+    parser.add_argument("--llama-cpp", default=".venv-bench/bin/python", help="python with llama-cpp-python")
     parser.add_argument("--random-weights", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS / "decode.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+    contenders: dict[str, Timers] = {}
+    bytes_per_step: dict[str, int] = {}
+    checks: dict[str, dict] = {}
+    llama = None
+    if not args.random_weights and Path(args.llama_cpp).is_file():
+        llama = LlamaCpp(args.llama_cpp, smollm2_gguf(), args.threads)
+        contenders["llama.cpp-Q4_1"] = llama.timers()
+        bytes_per_step["llama.cpp-Q4_1"] = smollm2_gguf().stat().st_size
+    elif not args.random_weights:
+        print(f"no llama.cpp column: {args.llama_cpp} not found (make bench builds it)")
+    vocab = 49152
+    for hf_dtype in filter(None, args.hf.split(",")):
+        hf = load_hf(dtypes[hf_dtype], args.random_weights)
+        contenders[f"hf-{hf_dtype}"] = hf_timers(hf)
+        bytes_per_step[f"hf-{hf_dtype}"] = sum(p.numel() * p.element_size() for p in hf.parameters())
+    for mode in args.modes.split(","):
+        quant, compiled = mode.removesuffix("-compiled"), mode.endswith("-compiled")
+        if quant in dtypes:  # the float decoders (FastLlama); compiling is offered with quantized weights only
+            ours = load_ours(dtypes[quant], args.random_weights)
+        else:
+            ours = load_ours(torch.bfloat16, args.random_weights, quant=quant, compile=compiled)
+        if compiled:
+            ours_generate(ours.decoder, ours.tokenizer, prompt_ids(16, vocab), 2)  # compile here, not in the rounds
+            checks[mode] = check_compiled(ours.decoder, ours.tokenizer, vocab)
+            print(f"{mode}: {checks[mode]}", flush=True)
+        contenders[f"tfdojo-{mode}"] = ours_timers(ours.decoder, ours.tokenizer)
+        bytes_per_step[f"tfdojo-{mode}"] = decode_bytes(ours.decoder, ours.model)
+
+    bandwidth = copy_bandwidth_gb_s()
+    load_before = os.getloadavg()
+    rounds = measure(contenders, vocab, args.repeats)
+    load_after = os.getloadavg()
+    if llama is not None:
+        llama.close()
 
     rows = []
-    for dtype_name in args.dtypes.split(","):
-        dtype = getattr(torch, dtype_name)
-        ours, hf = load_pair(dtype, args.random_weights)
-        weight_bytes = sum(p.numel() * p.element_size() for p in ours.model.parameters())
-        contenders = contenders_for(ours, hf)
-        load_before = os.getloadavg()[0]
-        for name, r in measure(contenders, ours.config.vocab_size, args.repeats).items():
-            r["decode_GB_s"] = weight_bytes / (r["decode_step_ms"] / 1e3) / 1e9
-            r["load_average_1min"] = [load_before, os.getloadavg()[0]]  # before and after this dtype's runs
-            rows.append({"impl": name, "dtype": dtype_name, **r})
-        del ours, hf
+    reference = rounds.get("llama.cpp-Q4_1")
+    for name, t in rounds.items():
+        row: dict[str, object] = {"impl": name}
+        for key, values in t.items():
+            row[key] = summary(values)
+        step_s = 1 / statistics.median(t["decode_tok_s"])
+        row["decode_GB_s_median"] = bytes_per_step[name] / step_s / 1e9
+        row["weight_bytes_per_step"] = bytes_per_step[name]
+        if reference is not None:
+            for key in ("decode_tok_s", "prefill512_tok_s"):
+                per_round = [a / b for a, b in zip(t[key], reference[key], strict=True)]
+                row[f"{key}_vs_llama_cpp_per_round"] = per_round
+                row[f"{key}_vs_llama_cpp"] = summary(per_round)
+        rows.append(row)
 
-    print(f"{'impl':<14}{'dtype':<10}{'prefill128':>12}{'prefill512':>12}{'decode':>10}{'GB/s':>8}{'vs HF':>18}")
+    print(f"copy bandwidth {bandwidth:.1f} GB/s; load average {load_before[0]:.1f} -> {load_after[0]:.1f}")
+    header = f"{'impl':<22}{'prefill512':>11}{'decode min/med/max tok/s':>27}{'GB/s':>7}{'decode vs llama.cpp':>24}"
+    print(header)
     for r in rows:
-        hf = next(x for x in rows if x["impl"] == "hf" and x["dtype"] == r["dtype"])
-        r["vs_hf_prefill512"] = r["prefill512_tok_s"] / hf["prefill512_tok_s"]
-        r["vs_hf_decode"] = r["decode_tok_s"] / hf["decode_tok_s"]
-        ratios = f"{r['vs_hf_prefill512']:.2f}x / {r['vs_hf_decode']:.2f}x"
+        d = r["decode_tok_s"]
+        ratio = r.get("decode_tok_s_vs_llama_cpp")
+        ratio_text = f"{ratio['min']:.2f}/{ratio['median']:.2f}/{ratio['max']:.2f}x" if ratio else "-"
         print(
-            f"{r['impl']:<14}{r['dtype']:<10}{r['prefill128_tok_s']:>12.0f}{r['prefill512_tok_s']:>12.0f}"
-            f"{r['decode_tok_s']:>10.1f}{r['decode_GB_s']:>8.1f}{ratios:>18}"
+            f"{r['impl']:<22}{r['prefill512_tok_s']['median']:>11.0f}"
+            f"{d['min']:>11.1f}/{d['median']:.1f}/{d['max']:.1f}{r['decode_GB_s_median']:>7.1f}{ratio_text:>24}"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    weights = "random (SmolLM2-135M shapes)" if args.random_weights else "SmolLM2-135M-Instruct GGUF, dequantized"
-    args.out.write_text(json.dumps({"machine": machine(), "weights": weights, "results": rows}, indent=2) + "\n")
+    weights = "random (SmolLM2-135M shapes)" if args.random_weights else "SmolLM2-135M-Instruct GGUF (Q4_1)"
+    report = {
+        "machine": machine(),
+        "weights": weights,
+        "copy_bandwidth_GB_s": bandwidth,
+        "load_average_before_after": [load_before, load_after],
+        "compiled_checks": checks,
+        "results": rows,
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 
