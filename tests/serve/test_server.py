@@ -107,6 +107,23 @@ def test_n_seed_and_logprobs(client):
         assert chosen == pytest.approx(max(top.values())) and chosen < 0  # greedy takes the most likely token
 
 
+def test_chat_logprobs_name_the_greedy_token_first(client):
+    reply = client.chat.completions.create(
+        model=NAME,
+        messages=[{"role": "user", "content": "Hi"}],
+        max_tokens=4,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=2,
+    )
+    content = reply.choices[0].logprobs.content
+    assert "".join(t.token for t in content) == reply.choices[0].message.content and len(content) == 4
+    for entry in content:
+        assert entry.top_logprobs[0].token == entry.token
+        assert entry.logprob == pytest.approx(entry.top_logprobs[0].logprob)
+        assert entry.top_logprobs[0].logprob >= entry.top_logprobs[1].logprob
+
+
 def test_32_concurrent_streams_all_finish_with_the_one_at_a_time_text(server, client):
     prompts = [f"Request number {i}:" for i in range(32)]
     alone = {
