@@ -14,7 +14,7 @@ def test_logits_match_hf(smollm2, smollm2_hf_model):
     ours = smollm2.model(ids)
     theirs = smollm2_hf_model(ids).logits
     assert ours.shape == theirs.shape == (1, 64, 49152)
-    assert (ours - theirs).abs().max().item() <= 1e-3
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)  # the same fp32 operations in the same order
 
 
 @torch.no_grad()
@@ -36,7 +36,8 @@ def test_greedy_tokens_match_hf_generate(smollm2, smollm2_hf_model):
     ours = logits[0, len(prompt) - 1 : -1].argmax(-1).tolist()  # the greedy choice after each prefix
     assert ours == theirs
     prompt_only = smollm2.model(torch.tensor([prompt]))  # (1, P, V)
-    torch.testing.assert_close(logits[:, : len(prompt)], prompt_only, rtol=0, atol=1e-4)
+    # not bit-equal: a longer input changes the matmul blocking; measured 4.05e-5 on logits up to 38 in size
+    torch.testing.assert_close(logits[:, : len(prompt)], prompt_only, rtol=0, atol=5e-5)
 
 
 def test_dequantized_weights_match_hf(smollm2, smollm2_hf_model, smollm2_reader):
