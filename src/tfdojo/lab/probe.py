@@ -8,6 +8,8 @@ left untouched.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -85,3 +87,40 @@ def attention_maps(model: nn.Module, input_ids: Tensor) -> Tensor:
 def next_token_loss(logits: Tensor, input_ids: Tensor) -> Tensor:
     """Per-position cross-entropy of predicting token t+1 from position t: (B, T-1)."""
     return nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), input_ids[:, 1:], reduction="none")
+
+
+@lru_cache(maxsize=2)
+def text_stream(n_tokens: int) -> tuple[Tensor, list[Tensor], Tensor]:
+    """SmolLM2 on the first ``n_tokens`` of the bank text: ids (1, T), the residual stream, logits (cached)."""
+    lm = smollm()
+    ids = text_ids(lm.tokenizer, n_tokens)
+    states, logits = residual_stream(lm.model, ids)
+    return ids, states, logits
+
+
+@contextmanager
+def ablated_heads(model: nn.Module, heads: list[tuple[int, int]]) -> Iterator[None]:
+    """Zero the outputs of the given (layer, head) pairs before each layer's output projection."""
+    by_layer: dict[int, list[int]] = {}
+    for layer, head in heads:
+        by_layer.setdefault(layer, []).append(head)
+
+    def zero(chosen: list[int], n_heads: int) -> Callable[[nn.Module, tuple[Tensor]], tuple[Tensor]]:
+        def hook(_proj: nn.Module, args: tuple[Tensor]) -> tuple[Tensor]:
+            (y,) = args  # (B, T, Hq·D)
+            attn_heads = y.view(*y.shape[:2], n_heads, -1)  # (B, T, Hq, D)
+            keep = torch.ones(n_heads, 1, dtype=y.dtype)
+            keep[chosen] = 0
+            return ((attn_heads * keep).flatten(2),)
+
+        return hook
+
+    hooks = []
+    for layer, chosen in by_layer.items():
+        attn = model.layers[layer].attn
+        hooks.append(attn.o_proj.register_forward_pre_hook(zero(chosen, attn.n_heads)))
+    try:
+        yield
+    finally:
+        for h in hooks:
+            h.remove()
