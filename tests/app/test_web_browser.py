@@ -36,11 +36,16 @@ if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+def playwright() -> Iterator[object]:
+    with sync_api.sync_playwright() as p:  # one per thread: every browser of this module comes from it
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright) -> Iterator[object]:  # noqa: ANN001
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture
@@ -203,7 +208,7 @@ def test_spoken_answer_is_uploaded_transcribed_and_graded(page, live: Live, tmp_
     assert wav.ok and wav.body()[:4] == b"RIFF"
 
 
-def test_recorded_answer_goes_through_media_recorder(live: Live, tmp_path: Path) -> None:
+def test_recorded_answer_goes_through_media_recorder(playwright, live: Live, tmp_path: Path) -> None:  # noqa: ANN001
     """Chromium's fake microphone plays a Piper clip; the page records it (MediaRecorder, webm/opus) and uploads it."""
     from tfdojo.app.voice import voice_status
 
@@ -217,8 +222,8 @@ def test_recorded_answer_goes_through_media_recorder(live: Live, tmp_path: Path)
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={clip}%noloop",
     ]
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + microphone)
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + microphone)
+    try:
         page = chromium.new_page(base_url=live.url)
         page.set_default_timeout(120_000)
         page.goto("/card/kv-cache-purpose")
@@ -229,5 +234,6 @@ def test_recorded_answer_goes_through_media_recorder(live: Live, tmp_path: Path)
         page.click("#record")
         page.wait_for_function("() => document.getElementById('answer').value.length > 0")
         heard = page.input_value("#answer").lower()
+    finally:
         chromium.close()
     assert "cache" in heard or "values" in heard, heard
