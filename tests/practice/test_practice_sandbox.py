@@ -8,6 +8,8 @@ verdict itself, are in ``test_sandbox_attacks.py``.
 import os
 import socket
 import textwrap
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -235,3 +237,14 @@ def test_without_namespaces_the_missing_layers_are_named(toy, monkeypatch) -> No
     assert {"pid namespace", "own uid", "network namespace", "cgroup process limit"} <= set(missing)
     assert "sandbox lacks: " in grade.feedback and "pid namespace" in grade.feedback
     assert not list(Path("/tmp").glob(f"{sandbox.RUN_PREFIX}{os.getpid()}-*")), "the plain run's directory is gone"
+
+
+def test_the_warm_spare_outlives_the_thread_that_graded(toy) -> None:
+    """The next grading's run, started at the end of a grading on a short-lived thread, is still alive after that
+    thread ends (its processes die with the spawner thread, not with the request's)."""
+    worker = threading.Thread(target=grade_many, args=(toy, [SUBMISSIONS["correct"]]))
+    worker.start()
+    worker.join()
+    time.sleep(1.0)
+    assert sandbox._spare and all(run.alive() for run in sandbox._spare)
+    assert grade_many(toy, [SUBMISSIONS["correct"]])[0].verdict == "passed"
