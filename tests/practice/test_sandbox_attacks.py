@@ -266,6 +266,8 @@ ATTACKS = {
         """
     ),
 }
+if sandbox.cgroup_parents() is None:  # without the run's cgroup nothing would stop 7 GB on the host: not run
+    del ATTACKS["five_forked_children_of_1400_mb"]
 ATTACK_ON_RMSNORM = {
     "patch_assert_close_json_and_classify": textwrap.dedent(
         """
@@ -363,7 +365,7 @@ def test_the_zombie_leader_was_made_and_did_not_survive(graded) -> None:
     assert survivors == []
 
 
-@JAILED
+@pytest.mark.skipif(sandbox.cgroup_parents() is None, reason="needs a writable cgroup hierarchy (root)")
 def test_memory_is_limited_for_the_whole_run(graded) -> None:
     """Five children of 1.4 GB each: the run's cgroup holds all of them to one limit and kills over it."""
     grade, _ = graded["five_forked_children_of_1400_mb"]
