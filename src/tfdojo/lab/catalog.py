@@ -32,6 +32,49 @@ EXPERIMENTS: tuple[Experiment, ...] = (
             "gqa-repeat-kv",
         ),
     ),
+    Experiment(
+        name="logit-lens",
+        module="logit_lens",
+        claim="Decoding SmolLM2's residual stream after each block (final norm + unembedding) agrees with the final "
+        "prediction more and more with depth: under 20% in the first half, most of it in the last blocks.",
+        method="512 tokens of held-out text (the bank's explanations); per block, top-1 agreement with the final "
+        "argmax and KL(final ‖ lens).",
+        questions=("final-norm-before-head", "why-residual-connections", "decoder-block-anatomy"),
+        weights="smollm2-135m-instruct",
+    ),
+    Experiment(
+        name="residual-stream",
+        module="residual_stream",
+        claim="In a pre-LN model the residual stream's norm grows with depth (SmolLM2: >5x from block 1 to 30) and "
+        "the final norm brings every token back to a common scale before the head; the first token carries a "
+        "massive norm.",
+        method="Forward hooks on every block over 512 held-out tokens: mean token norm per block (first token "
+        "apart), first-token norm, max/min token norm before and after the final RMSNorm.",
+        questions=("pre-ln-versus-post-ln", "final-norm-before-head", "why-residual-connections", "rmsnorm"),
+        weights="smollm2-135m-instruct",
+    ),
+    Experiment(
+        name="attention-sinks",
+        module="attention_sinks",
+        claim="Most SmolLM2 layers put far more attention on the first token than a uniform share; evicting it "
+        "(window-only cache) blows up perplexity over 4x the window, while 4 sinks + the window stay near full "
+        "attention.",
+        method="Attention maps recomputed from each layer's input; perplexity of 512 held-out tokens fed 16 at a "
+        "time through tfdojo.infer.sink_cache.SinkKVCache with sinks=0 (window 132) and sinks=4 (window 128), "
+        "against one full forward.",
+        questions=("attention-sinks-streaming", "sliding-window-kv-cache-mistral", "design-long-context-serving"),
+        weights="smollm2-135m-instruct",
+    ),
+    Experiment(
+        name="embeddings",
+        module="embeddings",
+        claim="Cosine similarity of MiniLM's mean-pooled embeddings separates paraphrases from unrelated pairs, but "
+        "scores a negation (> 0.8) and a swap of who did what to whom (> 0.9) like a paraphrase.",
+        method="24 hand-written sentence pairs in four kinds (paraphrase, unrelated, negation, order swap), embedded "
+        "with tfdojo.load('all-minilm-l6-v2').embed; cosine per pair, mean per kind.",
+        questions=("sentence-embeddings-from-encoders", "design-rag-retrieval-service"),
+        weights="all-minilm-l6-v2",
+    ),
 )
 
 

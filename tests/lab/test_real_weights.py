@@ -1,0 +1,28 @@
+"""Lab experiments on the bundled weights (SmolLM2, MiniLM), in their quick versions: each claim holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tfdojo.lab import embeddings, logit_lens, residual_stream
+
+pytestmark = pytest.mark.slow
+
+
+def test_logit_lens_agreement_rises_with_depth(tmp_path: Path) -> None:
+    finding = logit_lens.run(tmp_path, quick=True)
+    assert finding.holds, finding.numbers["checks"]
+    assert finding.numbers["agreement"][-1] == 1.0
+
+
+def test_residual_stream_grows_and_final_norm_rescales(tmp_path: Path) -> None:
+    finding = residual_stream.run(tmp_path, quick=True)
+    assert finding.holds, finding.numbers["checks"]
+
+
+def test_embeddings_separate_paraphrases_but_not_negations(tmp_path: Path) -> None:
+    finding = embeddings.run(tmp_path, quick=True)
+    assert finding.holds, finding.numbers["checks"]
+    assert finding.numbers["mean"]["paraphrase"] > finding.numbers["mean"]["unrelated"]
