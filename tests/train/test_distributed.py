@@ -84,6 +84,21 @@ def test_each_layout_follows_the_one_process_curve(reference, tmp_path: Path, mo
             assert sum(h[part] for h in held) == 2 * value  # shards add up to Ψ, each rank holds Ψ / N_d
 
 
+@pytest.mark.parametrize("schedule", ["gpipe", "1f1b"])
+def test_pipeline_parallel_follows_the_one_process_curve(tmp_path: Path, schedule: str) -> None:
+    untied = {"model": {**TINY["model"], "tie_embeddings": False, "n_layers": 3}}  # 3 blocks: a 2 + 1 split
+    reference = tmp_path / "one"
+    Trainer(tiny_config(**untied), reference, progress=False).run(STEPS)
+    sections = untied | {"parallel": {"mode": "pp", "pp_schedule": schedule, "pp_microbatches": 4}}
+    _torchrun(2, sections, tmp_path / "pp")
+    torch.testing.assert_close(_losses(tmp_path / "pp"), _losses(reference), atol=0, rtol=1e-5)
+    torch.testing.assert_close(  # validation runs through the pipeline too
+        torch.tensor([r["val_loss"] for r in read_metrics(tmp_path / "pp") if "val_loss" in r]),
+        torch.tensor([r["val_loss"] for r in read_metrics(reference) if "val_loss" in r]),
+        atol=0, rtol=1e-5,
+    )  # fmt: skip
+
+
 def _vocab(run_dir: Path) -> int:
     return json.loads((run_dir / "config.json").read_text())["model"]["vocab_size"]
 

@@ -2,7 +2,7 @@
 
     for step in start … max_steps:
         lr   = warmup-cosine(step) · rollback scale
-        grads over grad_accum micro-batches (bf16 autocast optional)     -> step.accumulate_gradients
+        grads over grad_accum micro-batches (bf16 autocast optional)     -> the layout's backward
         clip; judge loss and grad norm (spike / NaN)                     -> diagnostics
         optimizer step, metrics line, evaluation, atomic checkpoint
 
@@ -44,11 +44,11 @@ from tfdojo.train.metrics import MetricsWriter, keep_before
 from tfdojo.train.optim import make_optimizer, set_lr
 from tfdojo.train.parallel import Parallelism
 from tfdojo.train.parallel.distributed import from_environment
-from tfdojo.train.parallel.norms import clip_gradients, full_norm
+from tfdojo.train.parallel.norms import full_norm
 from tfdojo.train.peak import measured_peak_flops
 from tfdojo.train.plot import plot_loss
 from tfdojo.train.schedule import lr_at
-from tfdojo.train.step import accumulate_gradients, autocast_context, count_targets, forward_logits
+from tfdojo.train.step import autocast_context, count_targets
 from tfdojo.train.tokenizer import TrainTokenizer, tokenizer_from_json
 
 
@@ -200,17 +200,10 @@ class Trainer:
     def evaluate(self) -> float:
         """Mean validation loss per target over the fixed held-out batches."""
         self.train_model.eval()
-        total, count = 0.0, 0
         with torch.no_grad(), autocast_context(self.config.precision.autocast):
-            for batch in self.val_batches:
-                logits = forward_logits(self.train_model, batch).float()
-                labels = batch["labels"]
-                total += float(
-                    torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="sum")
-                )
-                count += int((labels != -100).sum())
+            total, count = self.par.loss_sum(self.train_model, self.val_batches)
         self.train_model.train()
-        return self.par.mean(total, count)
+        return total / max(count, 1)
 
     def _step(self, step: int) -> tuple[dict[str, Any], bool]:
         """Run optimizer step ``step``; returns its metrics row and whether a rollback happened instead."""
@@ -219,16 +212,9 @@ class Trainer:
         micro = self._micro_batches(step)
         targets = self.par.sum_int(count_targets(micro))
         self.optimizer.zero_grad(set_to_none=True)
-        loss = accumulate_gradients(
-            self.train_model,
-            micro,
-            total_targets=targets,
-            loss_scale=self.par.loss_scale,
-            autocast=self.config.precision.autocast,
-            sync=self.par.sync_context(self.train_model),
-        )
+        loss = self.par.backward(self.train_model, micro, targets, self.config.precision.autocast)
         loss = self.par.sum_float(loss)  # each shard's share of the global mean
-        grad_norm = clip_gradients(list(self.train_model.parameters()), self.config.optim.grad_clip)
+        grad_norm = self.par.clip(self.train_model, self.config.optim.grad_clip)
         tokens = sum(b["input_ids"].numel() for b in micro) * self.par.data_world
         row: dict[str, Any] = {"step": step + 1, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": tokens}
         policy = self.config.diagnostics.policy
@@ -285,16 +271,24 @@ class Trainer:
 
     # ---- the run ------------------------------------------------------------------------------------------
 
-    def run(self, max_steps: int | None = None) -> RunSummary:
-        """Train until ``max_steps`` (default: the schedule's), checkpointing, evaluating and logging."""
+    def run(self, max_steps: int | None = None, *, max_seconds: float | None = None) -> RunSummary:
+        """Train until ``max_steps`` (default: the schedule's) or ``max_seconds`` of wall clock, whichever first."""
         c = self.config
         end = max_steps if max_steps is not None else c.schedule.max_steps
         writer = MetricsWriter(self.run_dir) if self.par.rank == 0 else None
         peak = measured_peak_flops(torch.bfloat16 if c.precision.autocast == "bf16" else torch.float32)
         self.train_model.train()
         step, last, val = self.start_step, {"loss": math.nan}, None
+        deadline = time.perf_counter() + max_seconds if max_seconds is not None else math.inf
         with _progress(self.progress and self.par.rank == 0, self.start_step, end) as bar:
             while step < end:
+                if time.perf_counter() >= deadline:
+                    end = step  # out of time: evaluate and checkpoint this step as the last
+                    val = self.evaluate()
+                    if writer is not None and step > self.start_step:
+                        writer.write({"step": step, "val_loss": val, "stopped": "time"})
+                    self._save(step)
+                    break
                 started = time.perf_counter()
                 row, rolled_back = self._step(step)
                 if rolled_back:

@@ -1,10 +1,12 @@
-"""Layouts over several processes (launched by ``torchrun``): DDP, FSDP2, tensor parallel, and FSDP × TP.
+"""Layouts over several processes (launched by ``torchrun``): DDP, FSDP2, tensor parallel, FSDP × TP
+(and pipeline parallel, in ``pipeline.py``).
 
     mode      data shards   model                                   checkpoint state
     ddp       every rank    replicated, gradients all-reduced       rank 0's copy
     fsdp      every rank    every parameter sharded (ZeRO-3)        gathered to full tensors
     tp        one           blocks split Megatron-style by heads    gathered to full tensors
     fsdp_tp   mesh rows     TP inside a row, FSDP across rows       gathered to full tensors
+    pp        one           consecutive blocks per rank             merged from every stage
 
 Checkpoints always hold full (unsharded) tensors, so a run saved under one layout reads like any other.
 """
@@ -190,6 +192,11 @@ def from_environment(config: Any) -> Parallelism:
     rank = dist.get_rank()
     if mode == "ddp":
         return DataParallel(rank, world)
+    if mode == "pp":
+        from tfdojo.train.parallel.pipeline import PipelineParallel
+
+        p = config.parallel
+        return PipelineParallel(rank, world, microbatches=p.pp_microbatches, schedule_kind=p.pp_schedule)
     if mode == "fsdp":
         return FullyShardedDataParallel(rank, world, init_device_mesh("cpu", (world,), mesh_dim_names=("dp",)))
     tp = config.parallel.tp_size if mode == "fsdp_tp" else world

@@ -8,6 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from tfdojo.train.parallel.norms import clip_gradients
+from tfdojo.train.step import accumulate_gradients, count_targets, forward_logits, token_loss_sum
+
 
 @dataclass
 class Parallelism:
@@ -43,6 +46,25 @@ class Parallelism:
         """Per micro-batch context (DDP skips the gradient all-reduce until the last one)."""
         return None
 
+    def backward(self, model: nn.Module, micro_batches: list[dict], total_targets: int, autocast: str) -> float:
+        """Gradients of one step over its micro-batches; returns this process's share of the mean loss."""
+        return accumulate_gradients(
+            model, micro_batches, total_targets=total_targets, loss_scale=self.loss_scale, autocast=autocast,
+            sync=self.sync_context(model),
+        )  # fmt: skip
+
+    def clip(self, model: nn.Module, max_norm: float | None) -> float:
+        """Global gradient norm before clipping (clipped to ``max_norm`` when set)."""
+        return clip_gradients(list(model.parameters()), max_norm)
+
+    def loss_sum(self, model: nn.Module, batches: list[dict]) -> tuple[float, int]:
+        """Summed cross-entropy and target count over batches (no gradients), for validation."""
+        total, count = 0.0, 0
+        for batch in batches:
+            total += float(token_loss_sum(forward_logits(model, batch), batch["labels"]))
+            count += count_targets([batch])
+        return total, count
+
     def model_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in _unwrapped(model).state_dict().items()}
 
@@ -63,9 +85,6 @@ class Parallelism:
 
     def sum_float(self, value: float) -> float:
         return value
-
-    def mean(self, total: float, count: int) -> float:
-        return total / max(count, 1)
 
 
 def _unwrapped(model: nn.Module) -> nn.Module:
