@@ -90,11 +90,6 @@ class Containment:
     inodes_limit: int | None = None
     inodes_used: int | None = None
 
-    def describe(self) -> str:
-        """One line for a person: what contained the run and what did not."""
-        text = "contained by " + ", ".join(self.layers)
-        return text + (f"; not available here: {', '.join(self.missing)}" if self.missing else "")
-
 
 @dataclass(frozen=True)
 class SandboxRun:
@@ -106,7 +101,6 @@ class SandboxRun:
     worker_cpu_s: float
     jail_error: str | None
     timed_out: bool
-    wall_s: float
     containment: Containment
 
     @property
@@ -500,7 +494,6 @@ class Run:
 
     def grade(self, job: dict[str, Any], limits: SandboxLimits) -> SandboxRun:
         """Hand the judge its job, wait for its report (or the wall-clock limit), stop the jail, measure, clean."""
-        start = time.monotonic()
         if self.cgroup:
             self.cgroup.set_memory(limits.memory_bytes)
         layers, missing = _layers(self.namespaces, self.cgroup, self.uid)
@@ -539,7 +532,6 @@ class Run:
             worker_cpu_s=float(status.get("cpu_s") or 0.0),
             jail_error=jail_error,
             timed_out=timed_out,
-            wall_s=time.monotonic() - start,
             containment=containment,
         )
 
