@@ -30,6 +30,12 @@ def train(
         if resume:
             err.print(f"resuming {out} from step {trainer.start_step}", highlight=False)
         summary = trainer.run(max_steps)
+    if trainer.par.world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+        if trainer.par.rank != 0:
+            return
     val = f", validation {summary.final_val_loss:.4f}" if summary.final_val_loss is not None else ""
     spikes = f"; {len(summary.events)} spike(s), see {out}/diagnostics.json" if summary.events else ""
     err.print(
