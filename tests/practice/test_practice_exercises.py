@@ -3,8 +3,8 @@ and still define the entry points; exercises 1-10 are also graded: the reference
 starter fails cleanly, every mutant is caught. ``mutants.toml`` patches that miss, repeat or change nothing are
 refused by name, and the drill's model-answer card lists what the mutants model.
 
-Each graded exercise's reference, starter and mutants share ONE sandboxed process (``grade_many``), two exercises
-at a time, so the file costs about ten torch imports; everything else only reads files.
+Each graded exercise's reference, starter and mutants share ONE judge and ONE jailed worker (``grade_many``), two
+exercises at a time, so the file costs two torch imports per exercise; everything else only reads files.
 """
 
 import ast
