@@ -165,7 +165,7 @@ class LlamaCpp:
         self.proc.wait(timeout=30)
 
 
-def measure(contenders: dict[str, Timers], vocab: int, repeats: int) -> dict[str, dict[str, list[float]]]:
+def measure(contenders: dict[str, Timers], vocab: int, repeats: int, new: int) -> dict[str, dict[str, list[float]]]:
     """Per contender, per round: prefill tok/s (128, 512) and decode tok/s; contenders alternate in each round."""
     p128, p512 = prompt_ids(128, vocab), prompt_ids(512, vocab)
     for name, fns in contenders.items():  # warm-up: first calls allocate, pick kernels, compile
@@ -179,8 +179,8 @@ def measure(contenders: dict[str, Timers], vocab: int, repeats: int) -> dict[str
             t = rounds[name]
             t.setdefault("prefill128_tok_s", []).append(128 / fns["prefill"](p128))
             t.setdefault("prefill512_tok_s", []).append(512 / fns["prefill"](p512))
-            one, many = fns["generate"](p128, 1), fns["generate"](p128, NEW_TOKENS + 1)
-            t.setdefault("decode_tok_s", []).append(NEW_TOKENS / (many - one))
+            one, many = fns["generate"](p128, 1), fns["generate"](p128, new + 1)
+            t.setdefault("decode_tok_s", []).append(new / (many - one))
         print(f"round {r + 1}/{repeats} done, load average {os.getloadavg()[0]:.1f}", flush=True)
     return rounds
 
@@ -253,6 +253,7 @@ def main() -> None:
     parser.add_argument("--modes", default="fp32,bf16,int8,int4,int8-compiled,int4-compiled", help="tfdojo modes")
     parser.add_argument("--hf", default="fp32,bf16", help="HF transformers dtypes ('' for none)")
     parser.add_argument("--llama-cpp", default=".venv-bench/bin/python", help="python with llama-cpp-python")
+    parser.add_argument("--new-tokens", type=int, default=NEW_TOKENS, help="decode tokens timed per round")
     parser.add_argument("--random-weights", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS / "decode.json")
     args = parser.parse_args()
@@ -289,7 +290,7 @@ def main() -> None:
 
     bandwidth = copy_bandwidth_gb_s()
     load_before = os.getloadavg()
-    rounds = measure(contenders, vocab, args.repeats)
+    rounds = measure(contenders, vocab, args.repeats, args.new_tokens)
     load_after = os.getloadavg()
     if llama is not None:
         llama.close()
@@ -327,6 +328,7 @@ def main() -> None:
         "machine": machine(),
         "weights": weights,
         "copy_bandwidth_GB_s": bandwidth,
+        "decode_tokens_timed": args.new_tokens,
         "load_average_before_after": [load_before, load_after],
         "compiled_checks": checks,
         "results": rows,

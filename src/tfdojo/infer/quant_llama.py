@@ -2,8 +2,9 @@
 
 Each matrix of :class:`~tfdojo.infer.fast_llama.FastLlama` (fused QKV, output, fused gate/up, down, the head)
 becomes a pair: the int kernel for products of at most ``max_int_rows`` rows (decode steps, small batches), the
-bf16 matrix above that (a prompt), where the int kernels are compute-bound and slower (module docstring of
-``tfdojo.infer.int_linear``; measured crossover in docs/benchmarks.md).
+bf16 matrix above that (a prompt), where the int kernels are compute-bound and slower: bf16 was ~2.8x faster
+than the int4 kernel at 512 rows on the reference EPYC. The crossover is not measured yet (the machine was too
+loaded to time it): 16 rows is a conservative bound, see docs/benchmarks.md.
 
     quant   layers                                     head
     int4    group-wise int4 (g = 32): the GGUF's own    int8 per row
@@ -31,7 +32,7 @@ from tfdojo.models.llama import Llama
 
 QUANT_MODES = ("int4", "int8")
 INT4_GROUP = 32
-# Products of at most this many rows use the int kernels; more rows use bf16 (measured, docs/benchmarks.md).
+# Products of at most this many rows use the int kernels; more rows use bf16 (a prompt).
 MAX_INT_ROWS = 16
 
 
