@@ -99,19 +99,12 @@ class Seq2SeqLM:
     model: nn.Module
     tokenizer: Any = None
 
-    def generate(
-        self,
-        input_ids: Tensor,
-        *,
-        max_new_tokens: int = 64,
-        attention_mask: Tensor | None = None,
-        temperature: float = 0.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        seed: int | None = None,
-        use_cache: bool = True,
-    ) -> Tensor:
-        """Target ids (B, 1 + n), starting with the decoder start token, using the config's special ids."""
+    def generate(self, input_ids: Tensor, *, max_new_tokens: int = 64, **options: Any) -> Tensor:
+        """Target ids (B, 1 + n), starting with the decoder start token, using the config's special ids.
+
+        ``options``: ``attention_mask``, ``temperature``, ``top_k``, ``top_p``, ``seed``, ``use_cache`` as in
+        :func:`generate_seq2seq`.
+        """
         c = self.config
         return generate_seq2seq(
             self.model,  # type: ignore[arg-type]  (T5 satisfies EncoderDecoder)
@@ -120,10 +113,5 @@ class Seq2SeqLM:
             decoder_start_token_id=c.decoder_start_token_id,
             eos_token_id=c.eos_token_id,
             pad_token_id=c.pad_token_id,
-            attention_mask=attention_mask,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            seed=seed,
-            use_cache=use_cache,
+            **options,
         )
