@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tfdojo.calc.kv_cache import kv_cache_bytes
-from tfdojo.lab import kv_cache_heads, sqrt_d
+from tfdojo.lab import kv_cache_heads, moe_routing, sqrt_d
 
 
 def test_sqrt_d_scaling_holds_and_wrong_scale_fails(tmp_path: Path) -> None:
@@ -26,3 +26,10 @@ def test_kv_cache_heads_matches_calc_and_a_wrong_calc_fails(tmp_path: Path) -> N
         return kv_cache_bytes(config, **kwargs).value / 2
 
     assert not kv_cache_heads.run(tmp_path, quick=True, calc=keys_only).holds
+
+
+def test_moe_balancing_loss_spreads_load_and_without_it_fails(tmp_path: Path) -> None:
+    good = moe_routing.run(tmp_path, quick=True)
+    assert good.holds, good.numbers["checks"]
+    unbalanced = moe_routing.run(tmp_path, quick=True, balance=0.0)  # "with the loss" arm silently switched off
+    assert not unbalanced.holds

@@ -35,7 +35,7 @@ def run(out: Path, *, quick: bool = False) -> Finding:
     model = lm.model
     window, chunk = (16, 8) if quick else (128, 16)
     ids = text_ids(lm.tokenizer, 4 * window, offset=2000)
-    maps = attention_maps(model, ids[:, : 2 * window])[:, 0]  # (L, H, T, T)
+    maps = attention_maps(model, ids[:, :64])[:, 0]  # (L, H, 64, 64)
     share = maps[:, :, 8:, 0].mean(-1)  # (L, H): attention of queries 8… on the first key
     uniform = (1.0 / torch.arange(9, maps.shape[-1] + 1)).mean().item()  # the share if attention were uniform
     full = math.exp(next_token_loss(model(ids), ids).mean().item())
