@@ -36,6 +36,7 @@ from tfdojo.practice.grading.agreement import (
     LabelledAnswer,
     cohen_kappa,
     load_labelled_answers,
+    split_calibration,
     split_halves,
 )
 from tfdojo.practice.grading.embedder import Embedder, default_embedder
@@ -238,7 +239,7 @@ def main() -> None:
     encoder = default_embedder()
     load_s = time.perf_counter() - started
     if args.calibrate:
-        calibrate(calibration, bank, encoder)
+        calibrate(split_calibration(calibration)[1], bank, encoder)  # not the verifier's training questions
         return
 
     grade_free_text(Rubric.from_dict({"key_points": [{"text": "warm-up"}]}), "a first forward pass", embedder=encoder)

@@ -73,6 +73,12 @@ def split_halves(answers: Sequence[LabelledAnswer]) -> tuple[list[LabelledAnswer
     return [a for a in answers if a.question in calibration], [a for a in answers if a.question not in calibration]
 
 
+def split_calibration(calibration: Sequence[LabelledAnswer]) -> tuple[list[LabelledAnswer], list[LabelledAnswer]]:
+    """(verifier, thresholds): the calibration half split again by question, the same way, so the verifier's
+    training clauses and the answers the thresholds are tuned on come from different questions."""
+    return split_halves(calibration)
+
+
 def cohen_kappa(rater_a: Sequence[str], rater_b: Sequence[str]) -> float:
     """Cohen's kappa (1960): agreement beyond chance, (p_o - p_e) / (1 - p_e), for two raters over the same items."""
     if len(rater_a) != len(rater_b) or not rater_a:

@@ -8,7 +8,7 @@
            -> score = covered weight / total weight -> verdict, one level lower per stated error (misconception or
               contradicted point), two when there are several
 
-The thresholds were calibrated on the calibration half of ``bench/data/grading_answers.toml`` (see docs/grading.md).
+The thresholds were tuned on half of the calibration questions of ``bench/data/grading_answers.toml`` (docs/grading.md).
 """
 
 from __future__ import annotations
@@ -43,12 +43,12 @@ class Thresholds:
     """
 
     point: float = 0.38
-    margin: float = 0.0
-    misconception: float = 0.80
-    correct: float = 0.65
-    partial: float = 0.10
+    margin: float = 0.1
+    misconception: float = 0.75
+    correct: float = 0.90
+    partial: float = 0.05
     alias: float = 0.75
-    contrast: float = 0.0
+    contrast: float = 0.005
     severe: int = 2
     entail: float = 0.0
     contradict: float = 1.01

@@ -1,6 +1,6 @@
 """Train the verifier (``verifier.py``) and write ``verifier.safetensors``: reproducible (fixed seed), CPU, one thread.
 
-    python -m tfdojo.practice.grading.train_verifier [--epochs 2] [--out PATH]
+    python -m tfdojo.practice.grading.train_verifier [--epochs 6] [--out PATH]
 
 Pairs (key point, sentence, label), from two sources, never from a question of the held-out half of
 ``bench/data/grading_answers.toml`` (the split of ``agreement.split_halves``), so the benchmark stays held out:
@@ -8,8 +8,9 @@ Pairs (key point, sentence, label), from two sources, never from a question of t
 - the bank's rubrics: a point and each of its aliases (entails); a point and its contrasts, made by exchanging terms
   (``contrasts.py``), and the misconceptions and listed mistakes closest to it (contradicts); a point and the next
   point of its question (other); the sentences of the question's short answer closest to a point (entails);
-- the calibration half of the labelled answers, clause by clause, each clause paired with its closest key point:
-  entails in answers labelled correct or partial, contradicts in answers labelled incorrect for a wrong claim.
+- the labelled answers of half of the calibration questions (``agreement.split_calibration``; the other half is
+  left for tuning the thresholds), clause by clause, each clause paired with its closest key point: entails in
+  answers labelled correct or partial, contradicts in answers labelled incorrect for a wrong claim.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tfdojo.practice.grading.agreement import LabelledAnswer, load_labelled_answers, split_halves
+from tfdojo.practice.grading.agreement import LabelledAnswer, load_labelled_answers, split_calibration, split_halves
 from tfdojo.practice.grading.clauses import split_clauses, split_sentences
 from tfdojo.practice.grading.contrasts import contrasts
 from tfdojo.practice.grading.embedder import default_embedder
@@ -122,7 +123,7 @@ def train(pairs: list[Pair], epochs: int, batch_size: int = 32) -> Verifier:
     counts = Counter(label for _, _, label in pairs)
     weights = torch.tensor([len(pairs) / (len(LABELS) * max(counts[i], 1)) for i in range(len(LABELS))])
     optimizer = torch.optim.AdamW(
-        [{"params": model.top.parameters(), "lr": 5e-5}, {"params": model.head.parameters(), "lr": 1e-3}],
+        [{"params": model.top.parameters(), "lr": 3e-4}, {"params": model.head.parameters(), "lr": 3e-3}],
         weight_decay=0.01,
     )
     model.train()
@@ -151,7 +152,7 @@ def main() -> None:
     from tfdojo.practice import load_bank
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (more spin on a shared machine)")
     parser.add_argument("--answers", type=Path, default=ANSWERS)
     parser.add_argument("--out", type=Path, default=WEIGHTS)
@@ -162,7 +163,8 @@ def main() -> None:
     encoder = default_embedder()
     exclude = {a.question for a in held_out}
     held = frozenset(held_points(bank, exclude))
-    pairs = bank_pairs(bank, exclude, encoder) + answer_pairs(calibration, bank, encoder, held)
+    for_verifier, _ = split_calibration(calibration)
+    pairs = bank_pairs(bank, exclude, encoder) + answer_pairs(for_verifier, bank, encoder, held)
     print(f"{len(pairs)} pairs: {dict(Counter(LABELS[label] for _, _, label in pairs))}", flush=True)
     model = train(pairs, args.epochs)
     save_file({k: v.half().contiguous() for k, v in model.trained_state().items()}, str(args.out))
