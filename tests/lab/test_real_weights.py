@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tfdojo.lab import embeddings, logit_lens, residual_stream
+from tfdojo.lab import embeddings, logit_lens, residual_stream, sampling
 
 pytestmark = pytest.mark.slow
 
@@ -26,3 +26,8 @@ def test_embeddings_separate_paraphrases_but_not_negations(tmp_path: Path) -> No
     finding = embeddings.run(tmp_path, quick=True)
     assert finding.holds, finding.numbers["checks"]
     assert finding.numbers["mean"]["paraphrase"] > finding.numbers["mean"]["unrelated"]
+
+
+def test_sampling_knobs_trade_diversity_for_coverage(tmp_path: Path) -> None:
+    finding = sampling.run(tmp_path, quick=True)
+    assert finding.holds, finding.numbers["checks"]
