@@ -79,13 +79,13 @@ class CompiledDecoder(nn.Module):
 
     def _compiled_step(self, token: Tensor, pos: Tensor, k: Tensor, v: Tensor) -> Tensor | None:
         first = self.compiled is None
-        if first:
-            self.compiled = torch.compile(self._step, fullgraph=True)
-            print("tfdojo: compiling the decode step (once per model; --no-compile skips it)…", file=sys.stderr)
-        for buffer in (k, v):
-            torch._dynamo.mark_dynamic(buffer, 3)  # the cache length: one graph for every prompt and limit
         start = time.perf_counter()
-        try:
+        try:  # torch.compile fails at creation or, lazily, at the first call
+            if first:
+                print("tfdojo: compiling the decode step (once per model; --no-compile skips it)…", file=sys.stderr)
+                self.compiled = torch.compile(self._step, fullgraph=True)
+            for buffer in (k, v):
+                torch._dynamo.mark_dynamic(buffer, 3)  # the cache length: one graph for every prompt and limit
             logits = self.compiled(token, pos, k, v)
         except Exception as e:  # any failure of the compiler stack: say so once, then run eagerly
             self.compiled = False
