@@ -61,3 +61,22 @@ def test_the_issue_sentences_are_credited_not_read_as_denials(minilm, bank, ques
     grade = grade_free_text(bank[question].rubric, answer, embedder=minilm)
     assert point in [p.point.text for p in grade.covered], grade.feedback
     assert grade.uncertain == ()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        (  # issue 9: swapping the definitions of pre-LN and post-LN still gave partial
+            "pre-ln-versus-post-ln",
+            "Pre-LN applies the normalization after adding the sublayer output to the residual, and post-LN "
+            "normalizes only the sublayer input, keeping an identity path; post-LN is the stable one.",
+        ),
+    ],
+)
+def test_the_issue_confident_wrong_answers_are_graded_incorrect(minilm, bank, question, answer):
+    """Regression (failed before the contrastive key points): a swapped-definitions answer is not partial."""
+    from tfdojo.practice import grade_free_text
+
+    grade = grade_free_text(bank[question].rubric, answer, embedder=minilm)
+    assert grade.shown == "incorrect", grade.to_json()
