@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tfdojo.lab import embeddings, logit_lens, residual_stream, sampling
+from tfdojo.lab import embeddings, induction_heads, logit_lens, residual_stream, sampling
 
 pytestmark = pytest.mark.slow
 
@@ -30,4 +30,9 @@ def test_embeddings_separate_paraphrases_but_not_negations(tmp_path: Path) -> No
 
 def test_sampling_knobs_trade_diversity_for_coverage(tmp_path: Path) -> None:
     finding = sampling.run(tmp_path, quick=True)
+    assert finding.holds, finding.numbers["checks"]
+
+
+def test_induction_heads_copy_and_ablation_hurts(tmp_path: Path) -> None:
+    finding = induction_heads.run(tmp_path, quick=True)
     assert finding.holds, finding.numbers["checks"]

@@ -98,6 +98,17 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         questions=("sampling-temperature-top-k-top-p", "top-k-top-p-sampling", "greedy-decode-loop"),
         weights="smollm2-135m-instruct",
     ),
+    Experiment(
+        name="induction-heads",
+        module="induction_heads",
+        claim="On a repeated random token sequence SmolLM2's loss on the second copy falls far below the first; "
+        "some heads attend almost only to the token after the previous occurrence, and ablating the top 10 of them "
+        "raises the second-copy loss over 3x as much as ablating 10 other heads.",
+        method="8 sequences of 64 random tokens, each repeated; induction score = attention from position i of copy "
+        "2 to i − 64 + 1, from maps recomputed per layer; heads zeroed before o_proj by a pre-hook.",
+        questions=("induction-heads-in-context-learning", "head-pruning-findings", "why-multi-head-attention"),
+        weights="smollm2-135m-instruct",
+    ),
 )
 
 
