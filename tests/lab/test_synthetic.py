@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tfdojo.calc.kv_cache import kv_cache_bytes
-from tfdojo.lab import kv_cache_heads, moe_routing, sqrt_d
+from tfdojo.lab import attention_cost, kv_cache_heads, moe_routing, sqrt_d
 
 
 def test_sqrt_d_scaling_holds_and_wrong_scale_fails(tmp_path: Path) -> None:
@@ -33,3 +33,9 @@ def test_moe_balancing_loss_spreads_load_and_without_it_fails(tmp_path: Path) ->
     assert good.holds, good.numbers["checks"]
     unbalanced = moe_routing.run(tmp_path, quick=True, balance=0.0)  # "with the loss" arm silently switched off
     assert not unbalanced.holds
+
+
+def test_attention_cost_growth_exponents(tmp_path: Path) -> None:
+    finding = attention_cost.run(tmp_path, quick=True)
+    assert finding.holds, finding.numbers["checks"]
+    assert abs(finding.numbers["growth_exponent"]["eager"]["flops"] - 2.0) < 0.05

@@ -109,6 +109,23 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         questions=("induction-heads-in-context-learning", "head-pruning-findings", "why-multi-head-attention"),
         weights="smollm2-135m-instruct",
     ),
+    Experiment(
+        name="attention-cost",
+        module="attention_cost",
+        claim="Eager attention's FLOPs and largest intermediate grow like T²; a tiled (FlashAttention-style) kernel "
+        "keeps ~T² FLOPs but O(T) memory, CPU SDPA never holds a T×T matrix, and a sliding window or linear "
+        "attention grow like T in both.",
+        method="Causal forward, 9 heads × 64 (SmolLM2's), T = 512…4,096, through tfdojo.nn.attention backends: "
+        "torch.utils.flop_counter FLOPs, the largest tensor any operator returns (a TorchDispatchMode), best-of-3 "
+        "time; growth exponent p of value ∝ T^p. Time is shown, not asserted (bench/attention.py measures RSS).",
+        questions=(
+            "attention-quadratic-cost-where",
+            "flashattention-io-argument",
+            "attention-activation-memory-without-flash",
+            "linear-attention-kernel-trick",
+            "sliding-window-attention-reach",
+        ),
+    ),
 )
 
 
