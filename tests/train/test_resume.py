@@ -116,3 +116,17 @@ def test_the_cli_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
     result = subprocess.run([*CLI, "train", str(config), "--out", str(tmp_path / "r")], capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr.startswith("error:") and "[optim]" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sample_continues_a_prompt_from_the_newest_checkpoint(clean_run: Path) -> None:
+    command = [*CLI, "sample", str(clean_run), "--prompt", "KING:", "-n", "40", "--seed", "1"]
+    first, second = (subprocess.run(command, capture_output=True, text=True, timeout=300) for _ in range(2))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("KING:") and len(first.stdout.strip()) > len("KING:")
+    assert first.stdout == second.stdout  # seeded sampling is reproducible
+    assert f"at step {STEPS}" in first.stderr
+
+
+def test_sample_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    result = subprocess.run([*CLI, "sample", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "not a training run" in result.stderr
