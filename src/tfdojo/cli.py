@@ -52,7 +52,7 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except TfdojoError as e:
-        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)  # one line, unwrapped
         raise typer.Exit(1) from None
 
 
