@@ -109,6 +109,8 @@ def load(
     """
     # weight-only int4/int8 decoding (Llama family), optionally with a compiled decode step
     quant_options = {} if quant is None else {"quant": quant, "compile": compile}
+    if compile and quant is None:
+        raise ConfigError("compile=True compiles the quantized decode step; pass quant='int4' or 'int8' with it")
     if quant is not None:
         from tfdojo.infer.quant_llama import QUANT_MODES
 

@@ -58,3 +58,5 @@ def test_unknown_quant_is_a_named_error_before_loading():
         tfdojo.load("smollm2-135m-instruct", quant="int3")
     with pytest.raises(ConfigError, match="language models"):
         tfdojo.load("all-minilm-l6-v2", quant="int8")
+    with pytest.raises(ConfigError, match="quant='int4'"):
+        tfdojo.load("smollm2-135m-instruct", compile=True)
