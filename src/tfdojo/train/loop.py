@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,14 +92,12 @@ class Trainer:
         progress: bool = True,
         faults: Faults | None = None,
         parallelism: Parallelism | None = None,
-        on_step: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.resume = resume
         self.progress = progress
         self.faults = faults or Faults()
         self.par = parallelism or from_environment(config)
-        self.on_step = on_step
         self.events: list[SpikeEvent] = []
         self.lr_scale = 1.0
         self._prepare(config)
@@ -148,7 +145,7 @@ class Trainer:
 
     # ---- state --------------------------------------------------------------------------------------------
 
-    def _state(self, step: int) -> dict[str, Any]:
+    def _state(self) -> dict[str, Any]:
         return {
             "model": self.par.model_state(self.train_model),
             "optimizer": self.par.optimizer_state(self.train_model, self.optimizer),
@@ -172,7 +169,7 @@ class Trainer:
         set_rng_state(state["rng"])
 
     def _save(self, step: int) -> None:
-        state = self._state(step)  # every rank takes part in gathering sharded state
+        state = self._state()  # every rank takes part in gathering sharded state
         if self.par.rank == 0:
             save_checkpoint(self.run_dir, step, state, self.config.checkpoint.keep)
         self.par.barrier()
@@ -237,7 +234,7 @@ class Trainer:
     def _on_spike(self, step: int, row: dict[str, Any], lz: float, gz: float) -> tuple[dict[str, Any], bool]:
         policy = self.config.diagnostics.policy
         micro = list(range(step * self.config.run.grad_accum, (step + 1) * self.config.run.grad_accum))
-        layers = self.detector.jumped_layers(group_norms(self.groups, "grad"), self.detector_last_ratios())
+        layers = self.detector.jumped_layers(group_norms(self.groups, "grad"), self._last_ratios())
         event = SpikeEvent(step + 1, micro, row["loss"], row["grad_norm"], _finite(lz), _finite(gz), policy, layers)
         self.events.append(event)
         self._report(event)
@@ -261,7 +258,7 @@ class Trainer:
         event.action = "skip"
         return row | {"spike": "skipped"}, False
 
-    def detector_last_ratios(self) -> dict[str, float] | None:
+    def _last_ratios(self) -> dict[str, float] | None:
         return self.detector.update_ratios[-1] if self.detector.update_ratios else None
 
     def _report(self, event: SpikeEvent) -> None:
@@ -305,8 +302,6 @@ class Trainer:
                     val = row["val_loss"] = self.evaluate()
                 if writer is not None:
                     writer.write(row)
-                if self.on_step is not None:
-                    self.on_step(row)
                 if (step + 1) % c.checkpoint.every == 0 or step + 1 == end:
                     self._save(step + 1)
                 bar.advance(row)
