@@ -82,3 +82,16 @@ def test_int8_greedy_tokens_match_bf16_or_split_at_a_near_tie(bf16_lm):
         # bf16's own top two are at most two bf16 steps apart (at logits near 37 a step is 0.25): a tie that
         # bf16 rounding alone can break either way
         assert top2[0] - top2[1] <= 2 * ulp, (prompt, split, top2)
+
+
+def test_load_int4_multiplies_by_the_gguf_weights(smollm2, smollm2_gguf_path):
+    """tfdojo.load(quant="int4") takes the file's Q4_1 codes, W_q/W_k rows in our order: its fused QKV product
+    against fp64 with the fp32 model's (dequantized, un-permuted) weights."""
+    lm = tfdojo.load(str(smollm2_gguf_path), quant="int4")
+    assert isinstance(lm.decoder, QuantLlama) and lm.model.embed.weight.dtype == torch.bfloat16
+    attn = smollm2.model.layers[0].attn
+    weight = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]).double()  # (960, 576)
+    x = torch.randn(4, weight.shape[1], generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+    got = lm.decoder.layers[0].qkv.integer(x).double()
+    want = x.double() @ weight.t()
+    assert (got - want).abs().max() <= 0.01 * want.abs().max()  # bf16 rounding; a wrong row order is ~100 %
