@@ -207,7 +207,7 @@ def grade_free_text(
 
     ``embedder`` defaults to the bundled all-MiniLM-L6-v2, loaded once per process on first use. An empty answer
     and a keyword list without claims are graded incorrect before any model call. ``verifier``: True (the default)
-    uses the shipped cross-encoder (on the bundled MiniLM) unless ``embedder`` is not an ``Encoder``; False or None
+    uses the cross-encoder (on the bundled MiniLM) when its weights are built, unless ``embedder`` is not an ``Encoder``; False or None
     grades with the embedder alone.
     """
     screened = screen(rubric, answer)
