@@ -207,8 +207,8 @@ def grade_free_text(
 
     ``embedder`` defaults to the bundled all-MiniLM-L6-v2, loaded once per process on first use. An empty answer
     and a keyword list without claims are graded incorrect before any model call. ``verifier``: True (the default)
-    uses the cross-encoder (on the bundled MiniLM) when its weights are built, unless ``embedder`` is not an ``Encoder``; False or None
-    grades with the embedder alone.
+    uses the cross-encoder (on the bundled MiniLM) when its weights are built, unless ``embedder`` is not an
+    ``Encoder``; False or None grades with the embedder alone.
     """
     screened = screen(rubric, answer)
     if screened is not None:

@@ -9,8 +9,9 @@ with BERT"; the NLI set-up of Bowman et al., 2015):
 
 Only the fine-tuned last layer and the head would be shipped (``verifier.safetensors``, fp16, 3.6 MB); the rest is
 the bundled all-MiniLM-L6-v2. No weights are shipped yet: the runs so far learnt the class prior, not the relation
-(docs/grading.md), so ``default_verifier()`` returns None and the grader runs without this stage. ``python -m tfdojo.practice.grading.train_verifier`` rebuilds the file from the bank and
-the calibration half of the labelled answers (never the held-out half), with a fixed seed.
+(docs/grading.md), so ``default_verifier()`` returns None and the grader runs without this stage.
+``python -m tfdojo.practice.grading.train_verifier`` rebuilds the file from the bank and the calibration questions
+(never the held-out ones), with a fixed seed.
 """
 
 from __future__ import annotations
