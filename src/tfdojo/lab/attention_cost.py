@@ -78,7 +78,8 @@ def run(out: Path, *, quick: bool = False) -> Finding:
     checks = {
         "eager FLOPs and memory grow like T^2": exponent["eager"]["flops"] > 1.8
         and exponent["eager"]["largest_bytes"] > 1.8,
-        "tiled keeps T^2 FLOPs but O(T) memory": exponent["tiled"]["flops"] > 1.8
+        # causal tiling skips the tiles above the diagonal; the diagonal's share shrinks as T grows, so p -> 2
+        "tiled keeps ~T^2 FLOPs (p > 1.5) but O(T) memory": exponent["tiled"]["flops"] > 1.5
         and exponent["tiled"]["largest_bytes"] < 1.2,
         "sdpa on CPU never holds a T x T matrix": exponent["sdpa"]["largest_bytes"] < 1.2,
         "window and linear attention grow like T": all(
