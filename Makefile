@@ -41,7 +41,7 @@ espeak-ng:
 		|| echo "espeak-ng could not be installed: the espeak-ng Whisper clips will be skipped"
 
 test: $(STAMP) chromium espeak-ng
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
