@@ -77,7 +77,7 @@ def test_corrupt_bundled_whisper_says_to_reinstall(hide_package, tmp_path):
         tfdojo.load("whisper-tiny.en")
 
 
-@pytest.mark.parametrize("dtype", [torch.int8, "bfloat16", None])
+@pytest.mark.parametrize("dtype", [torch.int8, "bfloat16"])  # None means the default (fp32, bf16 with quant)
 def test_dtype_must_be_a_floating_torch_dtype(dtype):
     with pytest.raises(ConfigError, match="floating torch.dtype"):
         tfdojo.load("smollm2-135m-instruct", dtype=dtype)

@@ -94,7 +94,11 @@ ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Bundled name, a .g
 DTypeOpt = Annotated[DType | None, typer.Option(help="Weight dtype [default: float32; bfloat16 with --quant].")]
 QuantOpt = Annotated[Quant | None, typer.Option(help="Decode with int4 or int8 weights (bf16 activations).")]
 CompileOpt = Annotated[
-    bool, typer.Option("--compile/--no-compile", help="With --quant: compile the decode step (once, on first use).")
+    bool,
+    typer.Option(
+        "--compile/--no-compile",
+        help="With --quant: compile the decode step (slow to compile, experimental: tokens may differ from eager).",
+    ),
 ]
 MaxNewOpt = Annotated[int, typer.Option("--max-new-tokens", "-n", min=1, help="Most tokens to generate.")]
 TempOpt = Annotated[float, typer.Option(min=0.0, help="0 = greedy; higher = more random.")]
@@ -111,7 +115,7 @@ def generate(
     model: ModelOpt = DEFAULT_LM,
     dtype: DTypeOpt = None,
     quant: QuantOpt = None,
-    compile: CompileOpt = True,
+    compile: CompileOpt = False,
     max_new_tokens: MaxNewOpt = 128,
     temperature: TempOpt = 0.0,
     top_k: TopKOpt = None,
@@ -143,7 +147,7 @@ def chat(
     system: Annotated[str | None, typer.Option(help="A system message that opens the conversation.")] = None,
     dtype: DTypeOpt = None,
     quant: QuantOpt = None,
-    compile: CompileOpt = True,
+    compile: CompileOpt = False,
     max_new_tokens: MaxNewOpt = 256,
     temperature: TempOpt = 0.0,
     top_k: TopKOpt = None,
