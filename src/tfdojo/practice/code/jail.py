@@ -97,21 +97,10 @@ def build_root(cfg: dict[str, Any]) -> str:
     root = next(p for p in NEW_ROOT_AT if os.path.isdir(p))
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here propagates back to the host
     mount("tfdojo-root", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=2m,mode=0755")
-    for host in cfg["binds"]:
-        bind_readonly(host, root)
-    for hidden in cfg["masks"]:  # tfdojo itself, should it sit inside a bound directory
-        if os.path.isdir(root + hidden):
-            mount("tfdojo-mask", root + hidden, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=0555")
     os.makedirs(root + "/dev")
     mount("tfdojo-dev", root + "/dev", "tmpfs", MS_NOSUID, "size=64k,mode=0755")
-    for name in DEVICES:
-        Path(root + "/dev/" + name).touch()
-        mount("/dev/" + name, root + "/dev/" + name, None, MS_BIND)
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-                         ("stderr", "/proc/self/fd/2")):  # fmt: skip
-        os.symlink(target, f"{root}/dev/{name}")
-    os.makedirs(root + "/proc")
-    mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    # the writable tmpfs first, the host binds after: an interpreter or venv that lives under /tmp (a CI clone)
+    # is bound on top of the private /tmp instead of being hidden by it
     sandbox = root + "/sandbox"
     os.makedirs(sandbox)
     mount("tfdojo-work", sandbox, "tmpfs", MS_NOSUID | MS_NODEV,
@@ -124,6 +113,19 @@ def build_root(cfg: dict[str, Any]) -> str:
     for inner, outer in (("tmp", "/tmp"), ("shm", "/dev/shm")):  # one tmpfs, so one size and inode budget
         os.makedirs(root + outer, exist_ok=True)
         mount(f"{sandbox}/{inner}", root + outer, None, MS_BIND)
+    for host in cfg["binds"]:
+        bind_readonly(host, root)
+    for hidden in cfg["masks"]:  # tfdojo itself, should it sit inside a bound directory
+        if os.path.isdir(root + hidden):
+            mount("tfdojo-mask", root + hidden, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=0555")
+    for name in DEVICES:
+        Path(root + "/dev/" + name).touch()
+        mount("/dev/" + name, root + "/dev/" + name, None, MS_BIND)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2")):  # fmt: skip
+        os.symlink(target, f"{root}/dev/{name}")
+    os.makedirs(root + "/proc")
+    mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
     os.makedirs(root + "/runner")
     for name, host in cfg["runner"].items():
         shutil.copyfile(host, f"{root}/runner/{name}")
