@@ -67,8 +67,8 @@ class _Collective(Parallelism):
 
 
 @dataclass
-class DataParallel(_Collective):
-    """DDP (Li et al., 2020): each rank a full replica on its own data shard; gradients all-reduced in buckets."""
+class _RankPerShard(_Collective):
+    """Layouts in which every rank reads its own data shard."""
 
     @property
     def data_rank(self) -> int:
@@ -77,6 +77,11 @@ class DataParallel(_Collective):
     @property
     def data_world(self) -> int:
         return self.world
+
+
+@dataclass
+class DataParallel(_RankPerShard):
+    """DDP (Li et al., 2020): each rank a full replica on its own data shard; gradients all-reduced in buckets."""
 
     def wrap(self, model: nn.Module, config: Any) -> nn.Module:
         return DistributedDataParallel(super().wrap(model, config))
@@ -105,16 +110,8 @@ class _Sharded(_Collective):
 
 
 @dataclass
-class FullyShardedDataParallel(_Sharded):
+class FullyShardedDataParallel(_Sharded, _RankPerShard):
     """FSDP2 ``fully_shard`` (ZeRO-3, Rajbhandari et al., 2020): parameters, gradients and Adam state sharded."""
-
-    @property
-    def data_rank(self) -> int:
-        return self.rank
-
-    @property
-    def data_world(self) -> int:
-        return self.world
 
     def wrap(self, model: nn.Module, config: Any) -> nn.Module:
         if config.checkpoint.activation_checkpointing:
@@ -133,15 +130,9 @@ class FullyShardedDataParallel(_Sharded):
 
 @dataclass
 class TensorParallel(_Sharded):
-    """Megatron-LM tensor parallelism (Shoeybi et al., 2019): heads and FFN columns split over ranks."""
+    """Megatron-LM tensor parallelism (Shoeybi et al., 2019): heads and FFN columns split over ranks.
 
-    @property
-    def data_rank(self) -> int:
-        return 0
-
-    @property
-    def data_world(self) -> int:
-        return 1
+    Every rank reads the same batch (the base class's one data shard)."""
 
     def wrap(self, model: nn.Module, config: Any) -> nn.Module:
         tensor_parallel(model, self.mesh)

@@ -75,14 +75,6 @@ class PipelineParallel(_Collective):
     total_targets: int = 1
 
     @property
-    def data_rank(self) -> int:
-        return 0
-
-    @property
-    def data_world(self) -> int:
-        return 1
-
-    @property
     def is_last(self) -> bool:
         return self.rank == self.world - 1
 
