@@ -117,3 +117,13 @@ def test_init_starts_at_the_uniform_loss() -> None:
     batch = _batch(8)
     loss = accumulate_gradients(_model(), [batch], total_targets=count_targets([batch]))
     assert loss == pytest.approx(math.log(64), rel=0.02)  # small logits: the model starts near uniform
+
+
+def test_a_checkpointed_pipeline_stage_holding_every_block_is_the_model() -> None:
+    from tfdojo.train.parallel.pipeline import StageModel
+
+    model = _model(VariantConfig(**{**vars(CONFIG), "tie_embeddings": False}))
+    stage = activation_checkpointing(StageModel(model, 0, CONFIG.n_layers, is_first=True, is_last=True))
+    ids = _batch(2)["input_ids"]
+    documents = torch.tensor([[0] * 10 + [1] * 14, [2] * 24])  # (B, T): a packed row and a whole one
+    torch.testing.assert_close(stage(ids, documents), model(ids, document_ids=documents), atol=0, rtol=0)

@@ -17,17 +17,23 @@ from torch.distributed.device_mesh import DeviceMesh
 from tfdojo.errors import ConfigError
 
 
+def _block_keys(model: nn.Module) -> list[int | str]:
+    """Keys of ``model.layers``: indices of a ModuleList, or the block names of a pipeline stage's ModuleDict."""
+    layers = model.layers
+    return list(layers.keys()) if isinstance(layers, nn.ModuleDict) else list(range(len(layers)))
+
+
 def activation_checkpointing(model: nn.Module) -> nn.Module:
     """Recompute every block in backward instead of keeping its activations (Chen et al., 2016)."""
-    for i, block in enumerate(model.layers):
-        model.layers[i] = checkpoint_wrapper(block)
+    for key in _block_keys(model):
+        model.layers[key] = checkpoint_wrapper(model.layers[key])
     return model
 
 
 def compile_model(model: nn.Module) -> nn.Module:
     """Compile each block in place (small graphs; state-dict keys unchanged, so checkpoints stay portable)."""
-    for block in model.layers:
-        block.compile()
+    for key in _block_keys(model):
+        model.layers[key].compile()
     return model
 
 

@@ -96,9 +96,9 @@ class PipelineParallel(_Collective):
         first, last = stage_bounds(c.n_layers, self.world, self.rank)
         stage_model = StageModel(model, first, last, is_first=self.rank == 0, is_last=self.is_last)
         if config.checkpoint.activation_checkpointing:
-            activation_checkpointing(_BlockList(stage_model))
+            activation_checkpointing(stage_model)
         if config.run.compile:
-            compile_model(_BlockList(stage_model))
+            compile_model(stage_model)
         self.stage = PipelineStage(stage_model, self.rank, self.world, torch.device("cpu"))
         kind = Schedule1F1B if self.schedule_kind == "1f1b" else ScheduleGPipe
         self.schedule = kind(self.stage, self.microbatches, loss_fn=self._loss, scale_grads=False)
@@ -183,28 +183,3 @@ class PipelineParallel(_Collective):
             "param_groups": [dict(g, params=[p for p in g["params"] if p in own]) for g in state["param_groups"]],
         }
         set_optimizer_state_dict(model, optimizer, mine)
-
-
-class _BlockList:
-    """Adapter so the per-block transformations see a stage's ``ModuleDict`` of blocks as ``.layers``."""
-
-    def __init__(self, stage: StageModel) -> None:
-        self.layers = _IndexedDict(stage.layers)
-
-
-class _IndexedDict:
-    def __init__(self, blocks: nn.ModuleDict) -> None:
-        self.blocks = blocks
-        self.keys = list(blocks.keys())
-
-    def __iter__(self):
-        return iter(self.blocks.values())
-
-    def __getitem__(self, i: int) -> nn.Module:
-        return self.blocks[self.keys[i]]
-
-    def __setitem__(self, i: int, module: nn.Module) -> None:
-        self.blocks[self.keys[i]] = module
-
-    def __len__(self) -> int:
-        return len(self.keys)
