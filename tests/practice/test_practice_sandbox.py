@@ -251,3 +251,26 @@ def test_the_warm_spare_outlives_the_thread_that_graded(toy) -> None:
     time.sleep(1.0)
     assert sandbox._spare and all(run.alive() for run in sandbox._spare)
     assert grade_many(toy, [SUBMISSIONS["correct"]])[0].verdict == "passed"
+
+
+@pytest.mark.skipif(not sandbox.namespaces_allowed(), reason="the jail's new root needs root and namespaces")
+def test_bound_directories_under_tmp_are_not_hidden_by_the_private_tmp(toy, monkeypatch) -> None:
+    """An interpreter or venv living under /tmp (a CI clone) stays visible, read-only, inside the jail: the private
+    /tmp tmpfs is mounted before the host binds, not on top of them (a clone under /tmp once graded every exercise
+    as an error)."""
+    shared = Path("/tmp") / f"tfdojo-bound-under-tmp-{os.getpid()}"
+    shared.mkdir()
+    (shared / "one.txt").write_text("1")
+    real_binds = sandbox._binds
+    monkeypatch.setattr(sandbox, "_binds", lambda: [*real_binds(), str(shared)])
+    monkeypatch.setenv(sandbox.SPARE_ENV, "0")
+    sandbox.discard_spare()
+    reads = f"def f():\n    return int(open({str(shared / 'one.txt')!r}).read())\n"
+    writes = f"def f():\n    open({str(shared / 'new.txt')!r}, 'w').write('x')\n    return 1\n"
+    try:
+        read_grade, write_grade = grade_many(toy, [reads, writes])
+    finally:
+        (shared / "one.txt").unlink()
+        shared.rmdir()
+    assert read_grade.verdict == "passed", read_grade.feedback
+    assert write_grade.verdict != "passed", "a bound host directory must stay read-only"
