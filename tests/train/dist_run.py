@@ -1,4 +1,4 @@
-"""Run by torchrun in tests: train a tiny config under [parallel] mode and write each rank's state bytes."""
+"""Run by torchrun in tests: train a tiny config under [parallel] mode; write each rank's state bytes, norm inputs."""
 
 from __future__ import annotations
 
@@ -10,15 +10,17 @@ import torch.distributed as dist
 
 from tfdojo.train import Trainer
 from tfdojo.train.config import TrainConfig
-from tfdojo.train.parallel.measure import local_state_bytes
+from tfdojo.train.parallel.measure import local_state_bytes, norm_inputs
 
 
 def main(config_json: str, run_dir: str, steps: int) -> None:
     trainer = Trainer(TrainConfig.from_dict(json.loads(config_json)), run_dir, progress=False)
-    trainer.run(steps)
+    with norm_inputs(trainer.train_model) as norms:
+        trainer.run(steps)
     rank = trainer.par.rank
     bytes_held = local_state_bytes(trainer.train_model, trainer.optimizer)
     (Path(run_dir) / f"state_bytes_rank{rank}.json").write_text(json.dumps(bytes_held))
+    (Path(run_dir) / f"norm_inputs_rank{rank}.json").write_text(json.dumps(norms))
     dist.destroy_process_group()
 
 

@@ -16,6 +16,7 @@ from tfdojo.calc.parallel import zero_memory
 from tfdojo.calc.params import param_count
 from tfdojo.train import Trainer
 from tfdojo.train.metrics import read_metrics
+from tfdojo.train.parallel.measure import norm_inputs
 
 STEPS = 10
 SCRIPT = Path(__file__).with_name("dist_run.py")
@@ -50,13 +51,15 @@ def _losses(run_dir: Path) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[int, torch.Tensor]:
-    """One-process loss curves with the micro-batch of 1 and of 2 data shards."""
+def reference(tmp_path_factory) -> dict[int, tuple[torch.Tensor, dict]]:
+    """One-process loss curves with the micro-batch of 1 and of 2 data shards, and what its norms received."""
     curves = {}
     for shards in (1, 2):
         run = tmp_path_factory.mktemp(f"one_process_{shards}")
-        Trainer(tiny_config(run={"micro_batch": PER_RANK * shards}), run, progress=False).run(STEPS)
-        curves[shards] = _losses(run)
+        trainer = Trainer(tiny_config(run={"micro_batch": PER_RANK * shards}), run, progress=False)
+        with norm_inputs(trainer.train_model) as norms:
+            trainer.run(STEPS)
+        curves[shards] = _losses(run), norms
     return curves
 
 
@@ -64,15 +67,28 @@ LAYOUTS = [
     ("ddp", 2, {}, 2),
     ("fsdp", 2, {}, 2),
     ("tp", 2, {}, 1),
+    ("tp", 2, {"sequence_parallel": True}, 1),
     ("fsdp_tp", 4, {"tp_size": 2}, 2),
 ]
+LAYOUT_IDS = ["ddp", "fsdp", "tp", "tp_sp", "fsdp_tp"]
 
 
-@pytest.mark.parametrize(("mode", "procs", "extra", "shards"), LAYOUTS, ids=[m[0] for m in LAYOUTS])
+@pytest.mark.parametrize(("mode", "procs", "extra", "shards"), LAYOUTS, ids=LAYOUT_IDS)
 def test_each_layout_follows_the_one_process_curve(reference, tmp_path: Path, mode, procs, extra, shards) -> None:
     sections = {"parallel": {"mode": mode, **extra}, "run": {"micro_batch": PER_RANK}}
     _torchrun(procs, sections, tmp_path)
-    torch.testing.assert_close(_losses(tmp_path), reference[shards], atol=0, rtol=1e-5)
+    losses, one_process_norms = reference[shards]
+    torch.testing.assert_close(_losses(tmp_path), losses, atol=0, rtol=1e-5)
+    if mode == "tp":  # what each rank's norms work on: the whole batch, or (sequence parallel) half its positions
+        split = 2 if extra.get("sequence_parallel") else 1
+        for rank in range(procs):
+            norms = json.loads((tmp_path / f"norm_inputs_rank{rank}.json").read_text())
+            assert norms.keys() == one_process_norms.keys() and len(norms) == 2 * TINY["model"]["n_layers"] + 1
+            for name, seen in norms.items():
+                whole = one_process_norms[name]
+                batch, seq, dim = whole["shape"]
+                assert seen["shape"] == [batch, seq // split, dim] and seen["bytes"] * split == whole["bytes"]
+                assert seen["placement"] == ("S(1)" if split == 2 else "local")
     held = [json.loads((tmp_path / f"state_bytes_rank{r}.json").read_text()) for r in range(procs)]
     n = param_count(tiny_config(run={"micro_batch": PER_RANK}).with_vocab(_vocab(tmp_path)).model).value
     if mode == "ddp":

@@ -103,6 +103,7 @@ def test_resuming_with_a_different_config_names_the_difference(clean_run: Path, 
         ({"model": {"n_heads": 5}}, "divisible"),
         ({"schedule": {"warmup_steps": 100, "max_steps": 10}}, "warmup_steps"),
         ({"diagnostics": {"policy": "panic"}}, "policy"),
+        ({"parallel": {"mode": "ddp", "sequence_parallel": True}}, "sequence_parallel needs mode 'tp'"),
     ],
 )
 def test_bad_configs_are_refused_by_name(sections: dict, message: str) -> None:

@@ -10,7 +10,7 @@ A config file has one table per section (``[model]`` is any :class:`~tfdojo.mode
     [precision]  autocast = "none" | "bf16"
     [checkpoint] every, keep, activation_checkpointing
     [diagnostics] policy = "off" | "warn" | "skip" | "rollback", z_threshold, ...
-    [parallel]   mode = "none" | "ddp" | "fsdp" | "tp" | "fsdp_tp" | "pp", pp_schedule, ...
+    [parallel]   mode = "none" | "ddp" | "fsdp" | "tp" | "fsdp_tp" | "pp", tp_size, sequence_parallel, ...
 """
 
 from __future__ import annotations
@@ -146,6 +146,11 @@ class ParallelConfig:
     tp_size: int = 1  # tensor-parallel degree for "tp" and "fsdp_tp" (the rest of the ranks shard with FSDP)
     pp_schedule: PipelineSchedule = "gpipe"
     pp_microbatches: int = 4
+    sequence_parallel: bool = False  # tensor-parallel modes: norms and residuals split by sequence (Megatron-SP)
+
+    def __post_init__(self) -> None:
+        if self.sequence_parallel and self.mode not in ("tp", "fsdp_tp"):
+            raise ConfigError(f"[parallel] sequence_parallel needs mode 'tp' or 'fsdp_tp', not {self.mode!r}")
 
 
 @dataclass

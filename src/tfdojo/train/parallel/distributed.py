@@ -135,7 +135,7 @@ class TensorParallel(_Sharded):
     Every rank reads the same batch (the base class's one data shard)."""
 
     def wrap(self, model: nn.Module, config: Any) -> nn.Module:
-        tensor_parallel(model, self.mesh)
+        tensor_parallel(model, self.mesh, sequence_parallel=config.parallel.sequence_parallel)
         return super().wrap(model, config)  # then checkpointing and compile, on the split blocks
 
 
@@ -155,7 +155,7 @@ class FsdpTensorParallel(_Sharded):
         return self.mesh["dp"].get_group()
 
     def wrap(self, model: nn.Module, config: Any) -> nn.Module:
-        tensor_parallel(model, self.mesh["tp"])
+        tensor_parallel(model, self.mesh["tp"], sequence_parallel=config.parallel.sequence_parallel)
         if config.checkpoint.activation_checkpointing:
             activation_checkpointing(model)
         if config.run.compile:
@@ -195,6 +195,8 @@ def from_environment(config: Any) -> Parallelism:
         raise ConfigError(f"[parallel] tp_size = {tp} must divide the {world} processes")
     if config.model.n_heads % tp or config.model.kv_heads % tp or config.model.ffn_hidden % tp:
         raise ConfigError(f"tensor parallel over {tp} ranks needs heads, KV heads and ffn_hidden divisible by {tp}")
+    if config.parallel.sequence_parallel and (config.data.seq_len % tp or not config.data.packing):
+        raise ConfigError(f"sequence parallel over {tp} ranks needs packing = true and seq_len divisible by {tp}")
     if mode == "tp":
         return TensorParallel(rank, world, init_device_mesh("cpu", (world,), mesh_dim_names=("tp",)))
     mesh = init_device_mesh("cpu", (world // tp, tp), mesh_dim_names=("dp", "tp"))

@@ -15,6 +15,7 @@ from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoi
 from torch.distributed.device_mesh import DeviceMesh
 
 from tfdojo.errors import ConfigError
+from tfdojo.nn.norms import LayerNorm, RMSNorm
 
 
 def _block_keys(model: nn.Module) -> list[int | str]:
@@ -37,31 +38,61 @@ def compile_model(model: nn.Module) -> nn.Module:
     return model
 
 
-def tensor_parallel(model: nn.Module, mesh: DeviceMesh) -> nn.Module:
+def tensor_parallel(model: nn.Module, mesh: DeviceMesh, *, sequence_parallel: bool = False) -> nn.Module:
     """Split every block Megatron-style over ``mesh``: Q, K, V and the FFN's input projections by columns (heads),
     the attention output and FFN down projection by rows, so each block needs one all-reduce forward and one
-    backward. Embeddings, norms and the head stay replicated. Each rank's attention then sees its own heads::
+    backward. Embeddings and the head stay replicated. Each rank's attention then sees its own heads::
 
         x ─┬─ q/k/v  (columns: heads 0..H/t on rank 0, …) ─ attention ─ o_proj (rows) ─ all-reduce ─ +x
+
+    With ``sequence_parallel`` (Korthikanti et al., 2022, "Reducing Activation Recomputation in Large Transformer
+    Models") the residual stream, the norms (and any dropout) work on T/t positions per rank; the all-reduce
+    becomes a reduce-scatter over the sequence and an all-gather before each sublayer, the same bytes moved::
+
+        x (B, T/t) ─ norm ─ all-gather ─ q/k/v … o_proj ─ reduce-scatter ─ (B, T/t) + x
     """
-    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+    from torch.distributed.tensor import Replicate, Shard
+    from torch.distributed.tensor.parallel import (
+        ColwiseParallel,
+        PrepareModuleInput,
+        RowwiseParallel,
+        SequenceParallel,
+        parallelize_module,
+    )
 
     tp = mesh.size()
+    # sequence parallel: sublayers gather their input from sequence shards and scatter their output back to them
+    gather = PrepareModuleInput(input_layouts=Shard(1), desired_input_layouts=Replicate(), use_local_output=True)
+    row = RowwiseParallel(output_layouts=Shard(1)) if sequence_parallel else RowwiseParallel()
     for block in model.layers:
         attn = block.attn
         if getattr(attn, "alibi", None) is not None or attn.backend not in ("eager", "sdpa", "tiled"):
             raise ConfigError("tensor parallel splits heads of eager/sdpa/tiled attention without ALiBi")
         plan = {"attn.q_proj": ColwiseParallel(), "attn.k_proj": ColwiseParallel(), "attn.v_proj": ColwiseParallel()}
-        plan["attn.o_proj"] = RowwiseParallel()
+        plan["attn.o_proj"] = row
         ffn_in = [name for name in ("gate", "up", "fc") if isinstance(getattr(block.ffn, name, None), nn.Linear)]
         ffn_out = [name for name in ("down", "proj") if isinstance(getattr(block.ffn, name, None), nn.Linear)]
         if not ffn_in or not ffn_out:
             raise ConfigError("tensor parallel needs a dense FFN (mlp, swiglu, geglu); MoE blocks are not split")
         plan |= {f"ffn.{name}": ColwiseParallel() for name in ffn_in}
-        plan |= {f"ffn.{name}": RowwiseParallel() for name in ffn_out}
+        plan |= {f"ffn.{name}": row for name in ffn_out}
+        if sequence_parallel:
+            plan |= {"attn": gather, "ffn": gather}
+            plan |= {name: SequenceParallel(use_local_output=True) for name in _norm_names(block)}
         parallelize_module(block, mesh, plan)
         attn.n_heads, attn.n_kv_heads = attn.n_heads // tp, attn.n_kv_heads // tp  # local heads on this rank
+    if sequence_parallel:  # the embedding's output is cut into sequence shards, the head's input gathered again
+        scatter = PrepareModuleInput(input_layouts=Replicate(), desired_input_layouts=Shard(1), use_local_output=True)
+        plan = {"layers.0": scatter, "lm_head": gather}
+        if isinstance(model.norm, (LayerNorm, RMSNorm)):
+            plan["norm"] = SequenceParallel(use_local_output=True)
+        parallelize_module(model, mesh, plan)
     return model
+
+
+def _norm_names(block: nn.Module) -> list[str]:
+    """The block's norms (two, or four in a sandwich block): the regions sequence parallelism splits."""
+    return [name for name, child in block.named_children() if isinstance(child, (LayerNorm, RMSNorm))]
 
 
 def fully_shard_model(model: nn.Module, mesh: DeviceMesh) -> nn.Module:
