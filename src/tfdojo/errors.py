@@ -66,3 +66,7 @@ class AudioError(TfdojoError, ValueError):
 
 class InputTooLargeError(TfdojoError, ValueError):
     """An answer, source file, recording or upload over the trainer's size or duration cap (the message says it)."""
+
+
+class JudgeError(TfdojoError):
+    """A second-opinion endpoint (--judge) that cannot be reached, timed out, or sent no usable verdict."""

@@ -43,7 +43,7 @@ def _attempt(qid, at, verdict="correct", rating=Rating.Good, **kw):
 
 def test_a_new_store_is_at_the_latest_schema_in_wal_mode(tmp_path):
     with ProgressStore(tmp_path / "p.sqlite3") as store:
-        assert store.schema_version == 3
+        assert store.schema_version == 4
     with sqlite3.connect(tmp_path / "p.sqlite3") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -53,7 +53,7 @@ def test_migrates_a_v1_file_keeping_its_attempts(tmp_path):
     with sqlite3.connect(path) as db:
         db.executescript(V1_SCHEMA)
     with ProgressStore(path) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == 4
         old = store.attempts()
         assert [(a.question_id, a.answer, a.verdict, a.seconds) for a in old] == [
             ("q1", "first", "correct", 40.0),
@@ -215,7 +215,7 @@ def test_read_only_opening_migrates_in_memory_and_leaves_the_file_alone(tmp_path
         db.executescript(V1_SCHEMA)
     before = path.read_bytes()
     with ProgressStore(path, read_only=True) as store:
-        assert [a.answer for a in store.attempts()] == ["first", "second"] and store.schema_version == 3
+        assert [a.answer for a in store.attempts()] == ["first", "second"] and store.schema_version == 4
     assert path.read_bytes() == before  # still v1, untouched
     with ProgressStore(tmp_path / "missing" / FILE_NAME, read_only=True) as store:
         assert store.attempts() == []

@@ -17,11 +17,13 @@ from typing import Annotated, Any, get_args
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from tfdojo.errors import AnswerParseError, BankError, ProgressError
+from tfdojo.errors import AnswerParseError, BankError, JudgeError, ProgressError
 from tfdojo.practice.counters import QuestionState, count, daily_history, question_states
+from tfdojo.practice.grading.judge import JudgeConfig, SecondOpinion, wants_judge
 from tfdojo.practice.history import shown_label
 from tfdojo.practice.line_editor import EDIT, HINT, IDK, QUIT, SKIP, WHY, Reader, clock, make_reader
 from tfdojo.practice.loader import Bank, load_bank, load_bank_from
@@ -37,7 +39,7 @@ from tfdojo.practice.session import (
     starter_copy,
 )
 from tfdojo.practice.store import ProgressStore, data_dir
-from tfdojo.practice.terminal import commands_help, show_question, show_result, show_summary, show_why
+from tfdojo.practice.terminal import LABEL_STYLE, commands_help, show_question, show_result, show_summary, show_why
 
 out = Console()
 err = Console(stderr=True)
@@ -49,6 +51,18 @@ BankOpt = Annotated[Path | None, typer.Option("--bank", help="A folder of questi
 SectionOpt = Annotated[list[str] | None, typer.Option("--section", help="Only this section (repeatable).")]
 DifficultyOpt = Annotated[list[str] | None, typer.Option("--difficulty", help="Only this difficulty (repeatable).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
+JudgeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--judge",
+        help="An OpenAI-compatible server (e.g. http://127.0.0.1:8080/v1) for a second opinion shown beside the "
+        "grade; it never changes the grade. Key: $TFDOJO_JUDGE_API_KEY.",
+    ),
+]
+JudgeModelOpt = Annotated[
+    str | None, typer.Option("--judge-model", help="The judge's model (default: the first it lists).")
+]
+JudgeTimeoutOpt = Annotated[float, typer.Option("--judge-timeout", min=0.1, help="Seconds to wait for the judge.")]
 
 
 @contextmanager
@@ -112,11 +126,15 @@ def drill(
     count_: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Ask at most this many.")] = 10,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the last interrupted drill.")] = False,
     timer: Annotated[bool, typer.Option("--timer/--no-timer", help="Show the time left while answering.")] = True,
+    judge: JudgeOpt = None,
+    judge_model: JudgeModelOpt = None,
+    judge_timeout: JudgeTimeoutOpt = 60.0,
     data_dir_: DataDirOpt = None,
     bank_dir: BankOpt = None,
 ) -> None:
     """Timed practice: graded at once, with the model answer, an "I knew it" override and a summary at the end."""
     with _errors():
+        second = SecondOpinion(JudgeConfig.from_options(judge, judge_model, judge_timeout)) if judge else None
         bank = _bank(bank_dir)
         folder = data_dir(data_dir_)
         with ProgressStore.open(folder) as store:
@@ -144,19 +162,28 @@ def drill(
                     out.print("[dim]a new drill: the interrupted drill is left (tfdojo drill --resume continued it)[/]")
                 session = DrillSession(store, filters)
                 session.plan(questions)
-            _run_drill(session, questions, bank, folder / "work", timer)
+            _run_drill(session, questions, bank, folder / "work", timer, second)
 
 
-def _run_drill(session: DrillSession, questions: list[Question], bank: Bank, work: Path, timer: bool) -> None:
+def _run_drill(
+    session: DrillSession,
+    questions: list[Question],
+    bank: Bank,
+    work: Path,
+    timer: bool,
+    judge: SecondOpinion | None = None,
+) -> None:
     """Ask the questions in turn, then the summary; an interrupted drill stays open for --resume."""
     grill_ids = [q.id for q in bank.grill]
     before = count(session.states(bank), grill_ids)
     done = session.store.session(session.id).asked
     reader = make_reader()
     skipped = 0
+    if judge is not None:
+        out.print(f"[dim]second opinion from {escape(judge.config.base)}: shown beside the grade, never in it[/]")
     try:
         for index, question in enumerate(questions, 1):
-            skipped += not _drill_one(session, reader, question, index, len(questions), work, timer)
+            skipped += not _drill_one(session, reader, question, index, len(questions), work, timer, judge)
             done += 1
             session.asked(done)
         session.finish()
@@ -171,7 +198,14 @@ def _run_drill(session: DrillSession, questions: list[Question], bank: Bank, wor
 
 
 def _drill_one(
-    session: DrillSession, reader: Reader, question: Question, index: int, total: int, work: Path, timer: bool
+    session: DrillSession,
+    reader: Reader,
+    question: Question,
+    index: int,
+    total: int,
+    work: Path,
+    timer: bool,
+    judge: SecondOpinion | None = None,
 ) -> bool:
     """Ask one question until it is answered (True) or skipped (False); an unreadable answer is asked for again."""
     work_copy = starter_copy(question, work)[1] if question.type == "coding" else None
@@ -215,8 +249,25 @@ def _drill_one(
             draft = reply.text if multiline else ""  # a long answer comes back to be shortened or fixed
             continue
         show_result(submission)
+        if judge is not None and reply.command != IDK and wants_judge(question):
+            _second_opinion(session, judge, submission)
         _ask_override(session, reader, submission)
         return True
+
+
+def _second_opinion(session: DrillSession, judge: SecondOpinion, submission: Submission) -> None:
+    """Ask the judge, show its opinion beside the grade and store it; on failure one line, and the drill goes on."""
+    try:
+        with out.status("asking the judge…", spinner="dots"):
+            opinion = judge.ask(submission.question, submission.attempt.answer)
+    except JudgeError as e:
+        err.print(Text(f"no second opinion: {e}; the grade above stands", style="yellow"), soft_wrap=True)
+        return
+    session.store.set_second_opinion(submission.attempt.uid, opinion.as_dict())
+    line = Text("second opinion ", style="dim") + Text(f"({opinion.model}): ", style="dim")
+    line += Text(opinion.verdict, style=LABEL_STYLE.get(opinion.verdict, "white")) + Text(f" — {opinion.reason}")
+    out.print(line)
+    out.print("[dim]advice only: the grade above is what schedules this question[/]")
 
 
 def _edit(draft: str, work_copy: Path | None) -> str:
@@ -323,6 +374,7 @@ def progress(as_json: JsonOpt = False, data_dir_: DataDirOpt = None, bank_dir: B
                         "override": a.override,
                         "label": shown_label(a),
                         "why": a.why,
+                        "second_opinion": a.second_opinion,
                     }
                     for a in recent
                 ],

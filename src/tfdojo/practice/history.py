@@ -32,7 +32,7 @@ def select(
 
 
 def as_json(attempt: Attempt) -> dict[str, Any]:
-    """One attempt as JSON-able data, with the label shown and the grader's why."""
+    """One attempt as JSON-able data, with the label shown, the grader's why and any outside judge's opinion."""
     return {
         "uid": attempt.uid,
         "question": attempt.question_id,
@@ -46,4 +46,5 @@ def as_json(attempt: Attempt) -> dict[str, Any]:
         "hint_used": attempt.hint_used,
         "answer": attempt.answer,
         "why": attempt.why,
+        "second_opinion": attempt.second_opinion,
     }

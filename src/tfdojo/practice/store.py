@@ -60,6 +60,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE sessions ADD COLUMN plan TEXT",
         "ALTER TABLE sessions ADD COLUMN asked INTEGER NOT NULL DEFAULT 0",
     ),
+    (  # v4: an outside judge's opinion (--judge), kept beside the grade it never changes
+        "ALTER TABLE attempts ADD COLUMN second_opinion TEXT",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -88,7 +91,8 @@ class Attempt:
 
     ``cold``: the first try at this question in its session, with no hint. ``override``: "knew" / "didnt"
     when the user replaced the grade. ``rating``: the FSRS rating the attempt gave the card (1–4). ``why``: the
-    grader's evidence as JSON-able data (None for attempts graded before it was kept).
+    grader's evidence as JSON-able data (None for attempts graded before it was kept). ``second_opinion``: what
+    an outside judge (``--judge``) said, advice only: verdict, score and rating are the offline grader's.
     """
 
     question_id: str
@@ -104,6 +108,7 @@ class Attempt:
     session_id: int | None = None
     uid: str = field(default_factory=_new_uid)
     why: Any = None  # JSON-able evidence behind the grade (which sentence matched which point, …)
+    second_opinion: dict[str, str] | None = None  # {"verdict", "reason", "model", "endpoint"} from --judge
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,7 @@ def _attempt(row: sqlite3.Row) -> Attempt:
         session_id=row["session_id"],
         uid=row["uid"],
         why=json.loads(row["why"]) if row["why"] else None,
+        second_opinion=json.loads(row["second_opinion"]) if row["second_opinion"] else None,
     )
 
 
@@ -360,6 +366,13 @@ class ProgressStore:
             db.execute("UPDATE attempts SET override = ?, rating = ? WHERE uid = ?", (override, rating, uid))
             self._refresh_card(db, row["question_id"])
 
+    def set_second_opinion(self, uid: str, opinion: dict[str, str]) -> None:
+        """Keep an outside judge's opinion with a stored attempt; its grade, rating and card are left alone."""
+        with self.transaction() as db:
+            cursor = db.execute("UPDATE attempts SET second_opinion = ? WHERE uid = ?", (json.dumps(opinion), uid))
+            if cursor.rowcount != 1:
+                raise ProgressError(f"no attempt with id {uid} in {self.path}")
+
     def merge(self, sessions: Iterable[Session], attempts: Iterable[tuple[Attempt, str | None]]) -> tuple[int, int]:
         """Add the sessions and attempts not stored yet (matched by uid), in one transaction.
 
@@ -394,7 +407,7 @@ class ProgressStore:
     def _insert(self, db: sqlite3.Connection, a: Attempt) -> bool:
         cursor = db.execute(
             "INSERT OR IGNORE INTO attempts (uid, question_id, at, answer, verdict, score, rating, cold, hint_used,"
-            " override, seconds, session_id, why) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " override, seconds, session_id, why, second_opinion) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 a.uid,
                 a.question_id,
@@ -409,6 +422,7 @@ class ProgressStore:
                 a.seconds,
                 a.session_id,
                 json.dumps(a.why) if a.why is not None else None,
+                json.dumps(a.second_opinion) if a.second_opinion is not None else None,
             ),
         )
         return cursor.rowcount == 1

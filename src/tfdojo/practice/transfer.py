@@ -4,7 +4,8 @@ The file holds sessions and attempts (the history) and, for other tools, each qu
 derived: import rebuilds them from the merged attempts. A file that is not valid JSON or not in this layout is
 rejected whole, with the field at fault, before anything is written: unknown verdicts, scores that are not numbers
 in [0, 1], attempts dated in the future, questions this bank does not have. A file in a newer format says so.
-Version 2 added each attempt's ``why`` (the grader's evidence); version 1 files are still read.
+Version 2 added each attempt's ``why`` (the grader's evidence), version 3 its ``second_opinion`` (an outside
+judge's advice, ``--judge``); older files are still read.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tfdojo.errors import ProgressError
 from tfdojo.practice.store import Attempt, ProgressStore, Session
 
 FORMAT = "tfdojo-progress"
-VERSION = 2
+VERSION = 3
 VERDICTS = ("correct", "partial", "close", "incorrect", "uncertain")
 CLOCK_SKEW = timedelta(days=1)  # an attempt may be this much later than the export (clocks of two machines)
 
@@ -36,6 +37,17 @@ class SessionRecord(BaseModel):
     started_at: datetime
     ended_at: datetime | None = None
     filters: dict[str, Any] = Field(default_factory=dict)
+
+
+class OpinionRecord(BaseModel):
+    """An outside judge's opinion of an attempt, as exported (advice shown beside the grade, never the grade)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: Literal["correct", "partial", "incorrect"]
+    reason: str = Field(max_length=1000)
+    model: str = Field(max_length=200)
+    endpoint: str = Field(max_length=1000)
 
 
 class AttemptRecord(BaseModel):
@@ -56,6 +68,7 @@ class AttemptRecord(BaseModel):
     override: Literal["knew", "didnt"] | None = None
     session: str | None = None
     why: Any = None
+    second_opinion: OpinionRecord | None = None
 
 
 class ProgressFile(BaseModel):
@@ -64,7 +77,7 @@ class ProgressFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format: Literal["tfdojo-progress"]
-    version: Literal[1, 2]
+    version: Literal[1, 2, 3]
     exported_at: datetime
     sessions: list[SessionRecord]
     attempts: list[AttemptRecord]
