@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from tfdojo.app.config import DEFAULT_HOST, DEFAULT_PORT, WebConfig
+from tfdojo.practice.cli import JudgeModelOpt, JudgeOpt, JudgeTimeoutOpt
+from tfdojo.practice.grading.judge import JudgeConfig
 
 
 def web(
@@ -19,6 +21,9 @@ def web(
     browser: Annotated[bool, typer.Option("--browser/--no-browser", help="Open the trainer in a browser.")] = True,
     data_dir_: Annotated[Path | None, typer.Option("--data-dir", help="Folder of progress.sqlite3.")] = None,
     bank_dir: Annotated[Path | None, typer.Option("--bank", help="A folder of question .toml files.")] = None,
+    judge: JudgeOpt = None,
+    judge_model: JudgeModelOpt = None,
+    judge_timeout: JudgeTimeoutOpt = 60.0,
 ) -> None:
     """The trainer in the browser: map, cards, timed sessions, coding, mock interviews, history, export."""
     from tfdojo.cli import friendly_errors  # late: tfdojo.cli mounts this command
@@ -28,7 +33,8 @@ def web(
 
         from tfdojo.app.server import create_app
 
-        config = WebConfig(host=host, port=port, token=token, data_dir=data_dir_, bank_dir=bank_dir)
+        second = JudgeConfig.from_options(judge, judge_model, judge_timeout) if judge else None
+        config = WebConfig(host=host, port=port, token=token, data_dir=data_dir_, bank_dir=bank_dir, judge=second)
         app = create_app(config)
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
         if token:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfdojo.errors import ConfigError
+from tfdojo.practice.grading.judge import JudgeConfig
 from tfdojo.practice.session import MAX_ANSWER_CHARS
 
 DEFAULT_HOST = "127.0.0.1"
@@ -41,7 +42,10 @@ def is_loopback(host: str) -> bool:
 
 @dataclass(frozen=True)
 class WebConfig:
-    """How the trainer is served. A host other than loopback needs a ``token`` (anyone on the network could connect)."""
+    """How the trainer is served. A host other than loopback needs a ``token`` (anyone on the network could connect).
+
+    ``judge``: an OpenAI-compatible server asked for a second opinion on free-text answers (shown, never graded by).
+    """
 
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
@@ -49,6 +53,7 @@ class WebConfig:
     data_dir: Path | None = None
     bank_dir: Path | None = None
     limits: Limits = field(default_factory=Limits)
+    judge: JudgeConfig | None = None
 
     def __post_init__(self) -> None:
         if not is_loopback(self.host) and not self.token:

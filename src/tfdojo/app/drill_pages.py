@@ -17,10 +17,11 @@ from tfdojo.app.pages import trainer_of
 from tfdojo.app.render import page
 from tfdojo.app.trainer import Trainer, WebDrill, elapsed_since
 from tfdojo.app.voice import voice_status
-from tfdojo.errors import AnswerParseError, BankError, InputTooLargeError, ProgressError
+from tfdojo.errors import AnswerParseError, BankError, InputTooLargeError, JudgeError, ProgressError
+from tfdojo.practice.grading.judge import Opinion, wants_judge
 from tfdojo.practice.mock_judge import override, record
 from tfdojo.practice.schema import SECTIONS, Difficulty, QuestionType
-from tfdojo.practice.session import Filters, pick_questions
+from tfdojo.practice.session import Filters, Submission, pick_questions
 
 router = APIRouter()
 SPOKEN_TYPES = tuple(t for t in get_args(QuestionType) if t != "coding")  # coding has its own page
@@ -143,9 +144,23 @@ def answer(request: Request, key: str, question_id: str = Form(...), answer: str
         return _question_page(t, key, drill, answer=answer, error=str(e), status=400)
     with t.store() as store:
         submission = record(store, drill.session_id, question, answer, seconds, judgement, t.clock)
+    opinion = _second_opinion(t, submission)
     with t.lock:
-        drill.last, drill.last_judgement = submission, judgement
+        drill.last, drill.last_judgement, drill.last_opinion = submission, judgement, opinion
     return RedirectResponse(f"/session/{key}/result", status_code=303)
+
+
+def _second_opinion(t: Trainer, submission: Submission) -> Opinion | str | None:
+    """The judge's opinion of a recorded answer, stored with it; or why there is none. The grade is left alone."""
+    if t.second_opinion is None or not wants_judge(submission.question):
+        return None
+    try:
+        opinion = t.second_opinion.ask(submission.question, submission.attempt.answer)
+    except JudgeError as e:
+        return str(e)
+    with t.store() as store:
+        store.set_second_opinion(submission.attempt.uid, opinion.as_dict())
+    return opinion
 
 
 @router.get("/session/{key}/result", response_class=HTMLResponse)
@@ -166,6 +181,7 @@ def result(request: Request, key: str) -> Response:
         q=submission.question,
         attempt=stored,
         j=drill.last_judgement,
+        opinion=drill.last_opinion,
         due=card.due if card else None,
         more=drill.current is not None,
     )

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from tfdojo.app.config import WebConfig
 from tfdojo.errors import ProgressError
 from tfdojo.practice.counters import QuestionState, question_states
+from tfdojo.practice.grading.judge import Opinion, SecondOpinion
 from tfdojo.practice.loader import Bank, load_bank, load_bank_from
 from tfdojo.practice.mock import MockInterview
 from tfdojo.practice.mock_judge import Judge, Judgement, judge
@@ -37,6 +38,7 @@ class WebDrill:
     shown_at: float | None = None
     last: Submission | None = None
     last_judgement: Judgement | None = None
+    last_opinion: Opinion | str | None = None  # the judge's opinion of the last answer, or why there is none
 
     @property
     def current(self) -> str | None:
@@ -68,9 +70,11 @@ class Trainer:
     lock: threading.Lock = field(default_factory=threading.Lock)
     coding_session: int | None = None
     code_opened: dict[str, float] = field(default_factory=dict)
+    second_opinion: SecondOpinion | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.bank = load_bank_from(self.config.bank_dir) if self.config.bank_dir else load_bank()
+        self.second_opinion = SecondOpinion(self.config.judge) if self.config.judge else None
 
     def store(self) -> ProgressStore:
         """A fresh connection to the progress store (close it: use as a context manager)."""
