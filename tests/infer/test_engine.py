@@ -20,12 +20,14 @@ PROMPTS = [b"a", b"hello there, batching world", b"abc", b"the same prefix, then
 
 
 def run(engine: Engine, requests: list[Request], arrive_every: int = 2) -> dict[int, list[int]]:
-    """Feed requests one per ``arrive_every`` steps and step until all finish; tokens per request id."""
+    """Feed requests one per ``arrive_every`` steps (all at once with 0), step until all finish; tokens per id."""
     out: dict[int, list[int]] = {r.id: [] for r in requests}
     pending, steps = list(requests), 0
     while pending or engine.has_work:
-        if pending and steps % arrive_every == 0:
+        while pending and (arrive_every == 0 or steps % arrive_every == 0):
             engine.add(pending.pop(0))
+            if arrive_every:
+                break
         for event in engine.step():
             if event.finish != "stop":
                 out[event.request_id].append(event.token)
@@ -54,6 +56,20 @@ def test_greedy_outputs_equal_one_request_at_a_time(fast, blocks, chunk):
     assert engine.pool.used == 0  # every retired request gave its blocks back
     if blocks == 12:
         assert engine.preemptions > 0  # the small pool really forced recomputation
+
+
+def test_prompts_submitted_together_share_prefill_forwards_and_keep_the_output():
+    model = tiny_llama()
+    forwards = []
+    model.register_forward_hook(lambda module, args, output: forwards.append(args[0].shape))
+    engine = Engine(model, BlockPool.for_model(model, 64, 4), max_batch=4, prefill_chunk=16)
+    prompts = [b"first prompt", b"other prompt", b"third prompt", b"short"]  # 12, 12, 12 and 5 tokens
+    requests = [Request(list(p), max_new_tokens=6) for p in prompts]
+    got = run(engine, requests, arrive_every=0)
+    assert forwards[:2] == [(1, 12), (1, 4)]  # step 1: the first prompt, 4 tokens of the second (the budget)
+    assert forwards[2] == (2, 8)  # step 2: the second's last 8 (after 4 cached) beside the third's first 8
+    for r, prompt in zip(requests, prompts, strict=True):
+        assert got[r.id] == one_at_a_time(model, prompt, 6)
 
 
 def test_prefix_cache_hits_reuse_blocks_and_keep_the_output():

@@ -4,8 +4,12 @@ Requests join and leave the running batch at every step instead of waiting for t
 
     step:  admit waiting requests while a batch slot and blocks for their prompt are free (prefix-cache hits
            reuse blocks) ─► prompt chunks, oldest first, up to ``prefill_chunk`` tokens in all (chunked prefill:
-           a long prompt cannot stall the decoders for more than that) ─► one batched decode step for every
-           request with a single pending token ─► retire requests that hit EOS or their limit, free their blocks
+           a long prompt cannot stall the decoders for more than that; chunks of equal length share one forward)
+           ─► one batched decode step for every request with a single pending token ─► retire requests that hit
+           EOS or their limit, free their blocks
+
+Rows of one forward may hold different numbers of cached positions: the paged view right-aligns them and the
+key mask hides the padding, so a row's logits do not depend on what else is in the batch.
 
 When a decode step needs a block and none is left, the most recently admitted request is *preempted*: its
 blocks are freed and it goes back to the front of the queue with its prompt and the tokens generated so far, to
@@ -125,22 +129,24 @@ class Engine:
 
     @torch.inference_mode()
     def step(self) -> list[TokenEvent]:
-        """Admit, prefill one chunk, decode every ready request once, retire; the tokens produced."""
+        """Admit, prefill prompt chunks, decode every ready request once, retire; the tokens produced."""
         self._take_inbox()
         self._admit()
         events: list[TokenEvent] = []
-        budget, prefilled = self.prefill_chunk, []
+        budget, chunks = self.prefill_chunk, {}
         for r in [r for r in self.running if len(r.pending) > 1]:  # prompts in arrival order, within the budget
             if budget <= 0:
                 break
             n = min(budget, len(r.pending))
-            events += self._prefill(r, n)
+            chunks.setdefault(n, []).append(r)
             budget -= n
-            prefilled.append(r)
-        ready = [r for r in self.running if len(r.pending) == 1 and r not in prefilled]
+        for n, rows in chunks.items():  # chunks of one length share a forward: fewer, larger matrix products
+            events += self._forward(rows, n)
+        prefilled = {id(r) for rows in chunks.values() for r in rows}
+        ready = [r for r in self.running if len(r.pending) == 1 and id(r) not in prefilled]
         ready = self._make_room(ready)
         if ready:
-            events += self._decode(ready)
+            events += self._forward(ready, 1)
         return events
 
     def _take_inbox(self) -> None:
@@ -191,25 +197,19 @@ class Engine:
         self.running.remove(r)
         r.seq.free(self.pool)
 
-    def _prefill(self, r: _Running, n: int) -> list[TokenEvent]:
-        chunk = r.pending[:n]
-        cache = PagedKVCache(self.pool, [r.seq])
-        ids = torch.tensor([chunk], device=self.pool.k.device)
-        logits = self.model(ids, positions=cache.positions(len(chunk)), cache=cache, last_only=True)[:, -1]
-        self._publish(r)
-        if r.pending:  # more prompt to go: no token yet
-            return []
-        return self._emit([r], logits)
-
-    def _decode(self, ready: list[_Running]) -> list[TokenEvent]:
-        cache = PagedKVCache(self.pool, [r.seq for r in ready])
-        ids = torch.tensor([r.pending for r in ready], device=self.pool.k.device)  # (B, 1)
-        ragged = len({r.seq.length for r in ready}) > 1
-        mask = cache.key_mask(1) if ragged else None
-        logits = self.model(ids, positions=cache.positions(1), attention_mask=mask, cache=cache, last_only=True)
-        for r in ready:
+    def _forward(self, rows: list[_Running], n: int) -> list[TokenEvent]:
+        """One batched forward over the next n pending tokens of every row; tokens for rows with none left."""
+        cache = PagedKVCache(self.pool, [r.seq for r in rows])
+        ids = torch.tensor([r.pending[:n] for r in rows], device=self.pool.k.device)  # (B, n)
+        ragged = len({r.seq.length for r in rows}) > 1  # right-aligned rows of different lengths: mask the padding
+        mask = cache.key_mask(n) if ragged else None
+        logits = self.model(ids, positions=cache.positions(n), attention_mask=mask, cache=cache, last_only=True)
+        for r in rows:
             self._publish(r)
-        return self._emit(ready, logits[:, -1])
+        done = [i for i, r in enumerate(rows) if not r.pending]  # prompts still partly to prefill give no token
+        if not done:
+            return []
+        return self._emit([rows[i] for i in done], logits[done, -1])
 
     def _publish(self, r: _Running) -> None:
         if self.prefix_caching:

@@ -200,29 +200,33 @@ class PagedKVCache:
         return (torch.arange(width) >= width - t - self.lengths()[:, None]).long()
 
     def _slot_index(self, t: int) -> tuple[Tensor, Tensor]:
-        """Pool slots to read (B, S) and to write (B, T); reserves blocks for the new tokens first."""
-        bs = self.pool.block_size
+        """Pool slots to read (B·S,) and to write (B·T,), flat; reserves blocks for the new tokens first."""
+        bs, zero = self.pool.block_size, self.pool.zero_block
         for s in self.sequences:
             s.reserve(self.pool, s.length + t)
         width = self.length + t
         lengths = self.lengths()
         position = torch.arange(width) - (width - t - lengths)[:, None]  # (B, S): row position of each column
-        table = torch.full((len(self.sequences), max(len(s.blocks) for s in self.sequences)), self.pool.zero_block)
-        for row, s in enumerate(self.sequences):
-            table[row, : len(s.blocks)] = torch.tensor(s.blocks)
+        blocks = max(len(s.blocks) for s in self.sequences)
+        table = torch.tensor([s.blocks + [zero] * (blocks - len(s.blocks)) for s in self.sequences])  # (B, blocks)
         clamped = position.clamp(min=0)
         slots = table.gather(1, clamped // bs) * bs + clamped % bs  # (B, S)
-        read = torch.where(position >= 0, slots, self.pool.zero_block * bs)
-        return read.to(self.pool.k.device), read[:, -t:].to(self.pool.k.device)
+        read = torch.where(position >= 0, slots, zero * bs)
+        device = self.pool.k.device
+        return read.flatten().to(device), read[:, -t:].flatten().to(device)
 
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Write k, v (B, Hkv, T, D) into each row's blocks; return the right-aligned views (B, Hkv, S, D)."""
+        b, h, t, d = k.shape
         if self._slots is None:
-            self._slots = self._slot_index(k.shape[2])
+            self._slots = self._slot_index(t)
         read, write = self._slots
-        self.pool.k[layer, write] = k.transpose(1, 2)  # (B, T, Hkv, D) into their slots
-        self.pool.v[layer, write] = v.transpose(1, 2)
-        return self.pool.k[layer, read].transpose(1, 2), self.pool.v[layer, read].transpose(1, 2)  # (B, Hkv, S, D)
+        # one index_copy_ and one index_select per tensor: far cheaper than advanced indexing with (B, S) indices
+        self.pool.k[layer].index_copy_(0, write, k.transpose(1, 2).reshape(b * t, h, d))  # (B·T, Hkv, D)
+        self.pool.v[layer].index_copy_(0, write, v.transpose(1, 2).reshape(b * t, h, d))
+        keys = self.pool.k[layer].index_select(0, read).view(b, -1, h, d)  # (B, S, Hkv, D)
+        values = self.pool.v[layer].index_select(0, read).view(b, -1, h, d)
+        return keys.transpose(1, 2), values.transpose(1, 2)  # (B, Hkv, S, D)
 
     def advance(self, t: int) -> None:
         """Commit the t positions every row has just written."""
