@@ -47,17 +47,19 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-# llama.cpp for the decode benchmark lives in its own environment (compiled from source: minutes, once).
+# llama.cpp for the decode and serving benchmarks lives in its own environment (compiled from source: minutes,
+# once); the [server] extra is its OpenAI-compatible server, which bench/serve.py loads like ours.
 BENCH_VENV := .venv-bench
-LLAMA_CPP := llama-cpp-python==0.3.36
+LLAMA_CPP := llama-cpp-python[server]==0.3.36
 
 $(BENCH_VENV)/.installed:
 	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install -q $(LLAMA_CPP)
+	$(BENCH_VENV)/bin/python -m pip install -q '$(LLAMA_CPP)'
 	touch $@
 
 bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(BIN)/python bench/decode.py --llama-cpp $(BENCH_VENV)/bin/python
+	$(BIN)/python bench/serve.py --llama-cpp $(BENCH_VENV)/bin/python
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .ruff_cache

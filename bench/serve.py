@@ -1,11 +1,14 @@
 """Serving SmolLM2-135M: continuous batching, the HTTP server under load, prefix caching, speculative decoding.
 
     .venv/bin/python bench/serve.py            # writes bench/results/serve.json
+    .venv/bin/python bench/serve.py --llama-cpp .venv-bench/bin/python   # + llama.cpp's server (make bench)
 
 1. Engine: aggregate tokens/s with 1, 4 and 16 requests in flight (32-token prompts, 32 new tokens, EOS ignored),
    in-process, against the single-stream rate.
 2. Server: ``tfdojo serve``'s app under uvicorn on 127.0.0.1, 1 / 4 / 16 / 32 concurrent streaming clients (the
    openai AsyncOpenAI client): aggregate tokens/s, time to first token and inter-token gaps (p50 / p95).
+   The same load against llama.cpp's OpenAI server (``llama_cpp.server`` from llama-cpp-python[server], in the
+   bench environment, its own process, one thread, the same GGUF as stored: Q4_1 layers where ours runs fp32).
 3. Prefix cache: time to first token of a chat whose ~1k-token system prompt is new (miss) or was served before
    (hit), and the same pair with prefix caching off.
 4. Speculative decoding on an edit workload (rewrite a paragraph with small changes, greedy): prompt lookup and
@@ -26,8 +29,10 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import openai
@@ -40,6 +45,7 @@ from tfdojo.infer.fast_llama import fast_decoder
 from tfdojo.infer.paged_cache import BlockPool
 from tfdojo.infer.server.app import ServerConfig, create_app
 from tfdojo.infer.speculative import DraftModel, PromptLookup, speculative_generate
+from tfdojo.weights.registry import BUNDLED
 
 RESULTS = Path(__file__).parent / "results"
 NAME = "smollm2-135m-instruct"
@@ -98,14 +104,14 @@ async def _client_load(client: openai.AsyncOpenAI, clients: int, new_tokens: int
             stream=True,
             stream_options={"include_usage": True},
         )
-        stamps, tokens = [], 0
+        stamps, usage = [], None
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].text:
                 stamps.append(time.perf_counter())
             if chunk.usage is not None:
-                tokens = chunk.usage.completion_tokens
+                usage = chunk.usage.completion_tokens
         gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-        return stamps[0] - start, gaps, tokens
+        return stamps[0] - start, gaps, len(stamps) if usage is None else usage  # llama.cpp: a chunk per token
 
     start = time.perf_counter()
     results = await asyncio.gather(*(one(i) for i in range(clients)))
@@ -121,6 +127,12 @@ async def _client_load(client: openai.AsyncOpenAI, clients: int, new_tokens: int
         "itl_p50_s": percentile(gaps, 0.5),
         "itl_p95_s": percentile(gaps, 0.95),
     }
+
+
+def loads(url: str) -> list[dict[str, float]]:
+    """1, 4, 16 and 32 concurrent clients, after one short request that warms the server up."""
+    asyncio.run(client_load(url, 1, new_tokens=2))
+    return [asyncio.run(client_load(url, c)) for c in (1, 4, 16, 32)]
 
 
 class Server:
@@ -140,6 +152,34 @@ class Server:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join()
+
+
+class LlamaCppServer:
+    """llama.cpp's OpenAI server in its own process, serving the bundled GGUF; requests queue, none interrupts."""
+
+    def __init__(self, python: str, port: int) -> None:
+        self.args = [
+            python, "-m", "llama_cpp.server", "--model", str(BUNDLED[NAME].path()), "--model_alias", NAME,
+            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "1",
+            "--n_threads_batch", "1", "--interrupt_requests", "False", "--verbose", "False",
+        ]  # fmt: skip
+        self.url = f"http://127.0.0.1:{port}/v1"
+
+    def __enter__(self) -> LlamaCppServer:
+        self.process = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                urllib.request.urlopen(f"{self.url}/models", timeout=5).close()
+                return self
+            except OSError:
+                time.sleep(0.5)
+        self.process.kill()
+        raise RuntimeError(f"llama.cpp's server did not come up: {' '.join(self.args)}")
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
 
 
 def chat_ttft(url: str, system: str, question: str) -> float:
@@ -210,7 +250,9 @@ def speculative(lm) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", default="engine,server,prefix,speculative", help="comma-separated subset")
-    sections = parser.parse_args().sections.split(",")
+    parser.add_argument("--llama-cpp", default="", help="the bench environment's python, for llama.cpp's server")
+    args = parser.parse_args()
+    sections = args.sections.split(",")
     torch.manual_seed(0)
     torch.set_num_threads(1)  # on a loaded 2-core machine a second spin-waiting thread costs more than it gives
     lm = tfdojo.load(NAME)
@@ -237,13 +279,24 @@ def main() -> None:
     if "server" in sections:
         before = load()
         with Server(lm, ServerConfig(NAME, kv_blocks=1024, max_waiting=64), 8092) as server:
-            http = [asyncio.run(client_load(server.url, c)) for c in (1, 4, 16, 32)]
+            http = loads(server.url)
         for row in http:
             print(
                 f"server  {row['clients']:>2} clients: {row['tok_s']:6.1f} tok/s  ttft p50 {row['ttft_p50_s']:.2f}s "
                 f"p95 {row['ttft_p95_s']:.2f}s  itl p50 {row['itl_p50_s']:.2f}s p95 {row['itl_p95_s']:.2f}s"
             )
         report["server"] = {"rows": http, "load_before": before, "load_after": load()}
+
+    if "server" in sections and args.llama_cpp:
+        before = load()
+        with LlamaCppServer(args.llama_cpp, 8095) as server:
+            http = loads(server.url)
+        for row in http:
+            print(
+                f"llama.cpp {row['clients']:>2} clients: {row['tok_s']:6.1f} tok/s  ttft p50 {row['ttft_p50_s']:.2f}s "
+                f"p95 {row['ttft_p95_s']:.2f}s  itl p50 {row['itl_p50_s']:.2f}s p95 {row['itl_p95_s']:.2f}s"
+            )
+        report["llama_cpp_server"] = {"rows": http, "load_before": before, "load_after": load()}
 
     if "prefix" in sections:
         before = load()
