@@ -9,7 +9,7 @@ import torch
 from test_generate import EOS, ByteTokenizer, tiny_llama
 from threads import one_thread  # noqa: F401  (autouse: one thread for tiny models)
 
-from tfdojo.errors import ContextLengthError
+from tfdojo.errors import ConfigError, ContextLengthError
 from tfdojo.infer.engine import Engine, Request
 from tfdojo.infer.fast_llama import FastLlama
 from tfdojo.infer.generate import generate
@@ -41,21 +41,47 @@ def one_at_a_time(model, prompt: bytes, n: int) -> list[int]:
 
 
 @pytest.mark.parametrize(
-    ("fast", "blocks", "chunk"),
-    [(False, 64, 256), (True, 64, 4), (True, 12, 8)],
-    ids=["plain", "chunked", "preempting"],
+    ("fast", "blocks", "chunk", "preemption"),
+    [(False, 64, 256, "recompute"), (True, 64, 4, "recompute"), (True, 12, 8, "recompute"), (True, 12, 8, "swap")],
+    ids=["plain", "chunked", "preempting-recompute", "preempting-swap"],
 )
-def test_greedy_outputs_equal_one_request_at_a_time(fast, blocks, chunk):
+def test_greedy_outputs_equal_one_request_at_a_time(fast, blocks, chunk, preemption):
     model = tiny_llama()
     decoder = FastLlama(model) if fast else model
-    engine = Engine(decoder, BlockPool.for_model(model, blocks, 4), max_batch=4, prefill_chunk=chunk)
+    pool = BlockPool.for_model(model, blocks, 4)
+    engine = Engine(decoder, pool, max_batch=4, prefill_chunk=chunk, preemption=preemption)
     requests = [Request(list(p), max_new_tokens=12 + 2 * i, eos=frozenset({EOS})) for i, p in enumerate(PROMPTS)]
     got = run(engine, requests)
     for r, prompt in zip(requests, PROMPTS, strict=True):
         assert got[r.id] == one_at_a_time(decoder, prompt, r.max_new_tokens)
     assert engine.pool.used == 0  # every retired request gave its blocks back
     if blocks == 12:
-        assert engine.preemptions > 0  # the small pool really forced recomputation
+        assert engine.preemptions > 0  # the small pool really forced preemption
+        assert (engine.swapped_positions > 0) == (preemption == "swap")  # and swapping, under that policy
+
+
+def test_swap_preemption_restores_the_keys_and_values_it_copied_out():
+    model = tiny_llama()
+    engine = Engine(model, BlockPool.for_model(model, 16, 4), preemption="swap")
+    engine.add(Request(list(b"swap these keys"), max_new_tokens=4))
+    engine.step()  # prefill: 15 positions in 4 blocks
+    (r,) = engine.running
+    before = [t[:, r.seq.slots(engine.pool, r.seq.length)].clone() for t in (engine.pool.k, engine.pool.v)]
+    engine._preempt(r)
+    assert engine.pool.used == 0 and r.seq.length == 0
+    engine.pool.k.normal_()  # whatever the freed blocks hold next, the swapped copy is what comes back
+    engine.pool.v.normal_()
+    engine._admit()
+    after = [t[:, r.seq.slots(engine.pool, r.seq.length)] for t in (engine.pool.k, engine.pool.v)]
+    assert r.seq.length == 15 and engine.running == [r]
+    for x, y in zip(before, after, strict=True):
+        assert torch.equal(x, y)
+
+
+def test_an_unknown_preemption_policy_is_refused():
+    model = tiny_llama()
+    with pytest.raises(ConfigError, match="preemption must be"):
+        Engine(model, BlockPool.for_model(model, 4, 4), preemption="drop")
 
 
 def test_prompts_submitted_together_share_prefill_forwards_and_keep_the_output():

@@ -12,8 +12,10 @@ Rows of one forward may hold different numbers of cached positions: the paged vi
 key mask hides the padding, so a row's logits do not depend on what else is in the batch.
 
 When a decode step needs a block and none is left, the most recently admitted request is *preempted*: its
-blocks are freed and it goes back to the front of the queue with its prompt and the tokens generated so far, to
-be recomputed later (vLLM's recompute policy). Greedy outputs are the same as one request at a time.
+blocks are freed and it goes back to the front of the queue with its prompt and the tokens generated so far. vLLM's
+two policies: ``recompute`` prefills those tokens again when it is readmitted; ``swap`` copies its keys and values
+to a host buffer first and copies them back into fresh blocks on readmission (memory traffic instead of compute).
+Greedy outputs are the same as one request at a time under either.
 
 ``add`` and ``cancel`` may be called from other threads; ``step`` runs in one thread.
 """
@@ -25,6 +27,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -69,6 +72,7 @@ class _Running:
     generated: int = 0
     seq: PagedSequence = field(default_factory=PagedSequence)
     generator: torch.Generator | None = None
+    swapped: tuple[Tensor, Tensor] | None = None  # keys, values (L, positions, Hkv, D) on the host while swapped out
 
     @property
     def pending(self) -> list[int]:
@@ -87,11 +91,15 @@ class Engine:
         max_batch: int = 32,
         prefill_chunk: int = 256,
         prefix_caching: bool = True,
+        preemption: Literal["recompute", "swap"] = "recompute",
     ) -> None:
         if max_batch < 1 or prefill_chunk < 1:
             raise ConfigError(f"max_batch and prefill_chunk must be positive, got {max_batch}, {prefill_chunk}")
+        if preemption not in ("recompute", "swap"):
+            raise ConfigError(f"preemption must be 'recompute' or 'swap', got {preemption!r}")
         self.model, self.pool = model, pool
         self.max_batch, self.prefill_chunk, self.prefix_caching = max_batch, prefill_chunk, prefix_caching
+        self.preemption = preemption
         self.waiting: deque[_Running] = deque()
         self.running: list[_Running] = []
         self._inbox: list[Request] = []
@@ -99,6 +107,7 @@ class Engine:
         self._lock = threading.Lock()
         self.preemptions = 0
         self.prefix_hit_tokens = 0
+        self.swapped_positions = 0
 
     def add(self, request: Request) -> int:
         """Queue a request (thread-safe); ContextLengthError if it could never fit the model or the pool."""
@@ -166,13 +175,15 @@ class Engine:
         """Move waiting requests into the batch while a slot and blocks for their pending prompt are free."""
         while self.waiting and len(self.running) < self.max_batch:
             r = self.waiting[0]
-            hit = r.seq.adopt_prefix(self.pool, r.tokens) if self.prefix_caching else 0
+            hit = r.seq.adopt_prefix(self.pool, r.tokens) if self.prefix_caching and r.swapped is None else 0
             try:
                 r.seq.reserve(self.pool, len(r.tokens))
             except OutOfBlocksError:
                 r.seq.free(self.pool)  # give back adopted blocks; retry when requests retire
                 return
             self.prefix_hit_tokens += hit
+            if r.swapped is not None:
+                self._swap_in(r)
             self.running.append(self.waiting.popleft())
 
     def _make_room(self, ready: list[_Running]) -> list[_Running]:
@@ -187,11 +198,25 @@ class Engine:
         return [r for r in ready if r in self.running]
 
     def _preempt(self, r: _Running) -> None:
-        """Free a request's blocks and queue it first, to recompute its prompt and tokens so far."""
+        """Free a request's blocks and queue it first: to recompute its tokens so far, or with them swapped out."""
         self.running.remove(r)
+        if self.preemption == "swap" and r.seq.length:
+            slots = r.seq.slots(self.pool, r.seq.length).to(self.pool.k.device)  # (positions,)
+            r.swapped = self.pool.k[:, slots].cpu(), self.pool.v[:, slots].cpu()  # (L, positions, Hkv, D) copies
+            self.swapped_positions += r.seq.length
         r.seq.free(self.pool)
         self.waiting.appendleft(r)
         self.preemptions += 1
+
+    def _swap_in(self, r: _Running) -> None:
+        """Copy a swapped-out request's keys and values into its new blocks (reserved already)."""
+        keys, values = r.swapped
+        r.swapped = None
+        slots = r.seq.slots(self.pool, keys.shape[1]).to(self.pool.k.device)
+        self.pool.k[:, slots] = keys.to(self.pool.k.device)
+        self.pool.v[:, slots] = values.to(self.pool.v.device)
+        r.seq.length = keys.shape[1]
+        self._publish(r)
 
     def _retire(self, r: _Running) -> None:
         self.running.remove(r)
@@ -238,7 +263,7 @@ class Engine:
         return events
 
     def stats(self) -> dict[str, int]:
-        """Queue length, batch size, KV blocks in use and in all, preemptions and prefix-cache hits so far."""
+        """Queue length, batch size, KV blocks in use and in all, preemptions, prefix-cache hits, swapped positions."""
         return {
             "waiting": len(self.waiting) + len(self._inbox),
             "running": len(self.running),
@@ -246,6 +271,7 @@ class Engine:
             "kv_blocks_total": self.pool.num_blocks,
             "preemptions": self.preemptions,
             "prefix_hit_tokens": self.prefix_hit_tokens,
+            "swapped_positions": self.swapped_positions,
         }
 
 

@@ -127,6 +127,13 @@ class PagedSequence:
             raise OutOfBlocksError(f"{need} more blocks are needed but {pool.available} are available")
         self.blocks += [pool.allocate() for _ in range(need)]
 
+    def slots(self, pool: BlockPool, length: int) -> Tensor:
+        """(length,) pool slots of positions 0 … length-1 (their blocks must be reserved)."""
+        position = torch.arange(length)
+        return torch.tensor(self.blocks, dtype=torch.long)[position // pool.block_size] * pool.block_size + (
+            position % pool.block_size
+        )
+
     def adopt_prefix(self, pool: BlockPool, tokens: Sequence[int]) -> int:
         """Take the cached blocks that hold a prefix of ``tokens`` (at least one token is left to compute).
 

@@ -49,6 +49,7 @@ class ServerConfig:
     block_size: int = 16
     prefill_chunk: int = 256
     default_max_tokens: int = 256
+    preemption: str = "recompute"  # or "swap": what the engine does when the KV blocks run out
 
 
 class APIError(Exception):
@@ -76,7 +77,9 @@ def create_app(lm: Any, config: ServerConfig, encoder: Any = None) -> FastAPI:
     """The FastAPI app for ``lm`` (a LanguageModel) and, optionally, a sentence ``encoder`` for /v1/embeddings."""
     model = lm.decoder
     pool = BlockPool.for_model(lm.model, config.kv_blocks, config.block_size)
-    engine = Engine(model, pool, max_batch=config.max_batch, prefill_chunk=config.prefill_chunk)
+    engine = Engine(
+        model, pool, max_batch=config.max_batch, prefill_chunk=config.prefill_chunk, preemption=config.preemption
+    )
     runner = EngineRunner(engine, max_waiting=config.max_waiting)
     tokenizer = lm.tokenizer
     context = lm.config.max_seq_len

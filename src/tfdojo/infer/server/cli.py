@@ -42,6 +42,9 @@ def serve(
     max_waiting: Annotated[int, typer.Option(min=1, help="Queued requests before 429.")] = 64,
     max_batch: Annotated[int, typer.Option(min=1, help="Requests decoded together.")] = 32,
     kv_blocks: Annotated[int, typer.Option(min=1, help="KV-cache blocks of 16 positions.")] = 1024,
+    preemption: Annotated[
+        str, typer.Option(help="When KV blocks run out: 'recompute' the preempted request, or 'swap' it to host.")
+    ] = "recompute",
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API (chat, completions, embeddings, SSE streaming)."""
     from tfdojo.cli import friendly_errors
@@ -56,7 +59,7 @@ def serve(
         lm = tfdojo.load(model)
         encoder = None if embed_model in (None, "none") else tfdojo.load(embed_model)
         embed_name = None if encoder is None else embed_model
-        config = ServerConfig(model, embed_name, api_key, max_waiting, max_batch, kv_blocks)
+        config = ServerConfig(model, embed_name, api_key, max_waiting, max_batch, kv_blocks, preemption=preemption)
         app = create_app(lm, config, encoder)
         typer.echo(f"serving {model} on http://{host}:{port}/v1 (Ctrl-C or SIGTERM drains and stops)", err=True)
         uvicorn.run(app, host=host, port=port, log_level="warning")
