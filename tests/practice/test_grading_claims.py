@@ -8,6 +8,7 @@ import pytest
 
 from tfdojo.practice.grading import split_clauses
 from tfdojo.practice.grading.clauses import states_negative
+from tfdojo.practice.grading.contrasts import contrasts, says_term
 
 minilm = grading_support.minilm  # the shared fixture
 
@@ -30,6 +31,25 @@ def test_a_leading_instead_of_names_what_the_pronoun_stands_for():
     ]
     # a contrast inside the sentence keeps its own subject: nothing to resolve
     assert [c.text for c in split_clauses("We store them rather than the queries.")] == ["We store them", "the queries"]
+
+
+def test_a_contrast_exchanges_whole_terms_not_parts_of_a_hyphenated_name():
+    """Regression: swapping query <-> key and value also rewrote "Multi-query attention" as "Multi-key and value
+    attention", so the wrong version named another thing and "MQA shares the query projection" was never held to it."""
+    point = "Multi-query attention shares a single key and value head across all query heads"
+    texts = [c.text for c in contrasts(point)]
+    assert "Multi-query attention shares a single query head across all key and value heads" in texts
+    assert not any("Multi-key" in t for t in texts)
+    assert not says_term("multi-query attention shares one cache", "query")
+    assert says_term("it shares the query projection", "query") and says_term("use multi-query", "multi-query")
+
+
+def test_staying_the_same_denies_a_change():
+    """Regression (issue 9's GQA answer): "the KV cache stays the same size" was read as "sharing shrinks the cache"."""
+    for text in ("the KV cache stays the same size", "the cache remains the same", "the memory is unchanged"):
+        assert split_clauses(text)[0].negated, text
+    assert not split_clauses("it is the same weight at every position")[0].negated
+    assert states_negative("Subtracting the row maximum before exponentiating leaves the softmax unchanged")
 
 
 @pytest.fixture(scope="module")

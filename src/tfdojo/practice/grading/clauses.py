@@ -39,8 +39,10 @@ _SOFT_BOUNDARY = re.compile(r"\s+(?=(?:and|but|so|yet|or|whereas|because|since|h
 _CONTRAST = re.compile(
     r",?\s*\b(?P<cue>rather than|instead of)\b\s*|,\s+(?P<not>not)\s+(?!only\b|just\b|merely\b)", re.IGNORECASE
 )
+# "stays the same" and "unchanged" deny a change: "the KV cache stays the same size" denies "sharing shrinks it".
 _NEGATION = re.compile(
-    r"\b(?:no longer|not|no|never|none|nothing|neither|nor|cannot|fails? to|failed to)\b|n[’']t\b",
+    r"\b(?:no longer|not|no|never|none|nothing|neither|nor|cannot|fails? to|failed to|unchanged|"
+    r"(?:stays?|stayed|remains?|remained) the same)\b|n[’']t\b",
     re.IGNORECASE,
 )
 # Phrases that contain a cue but do not negate: "not only … but also", "no matter", "whether or not".

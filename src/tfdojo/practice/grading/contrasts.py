@@ -90,18 +90,29 @@ def _swap(text: str, pattern: re.Pattern[str], table: dict[str, str]) -> str:
     return pattern.sub(partner, text)
 
 
+_COMPOUND = re.compile(r"\w+(?:-\w+)+")
+
+
+def says_term(text: str, term: str) -> bool:
+    """Whether a sentence says a contrast's term on its own: "query" is not said by "multi-query attention"."""
+    if "-" not in term:
+        text = _COMPOUND.sub(" ", text)
+    return contains_phrase(text, term)
+
+
 @cache
 def contrasts(point: str) -> tuple[Contrast, ...]:
     """The wrong versions of a key point: one per confusion pair whose terms it uses, both terms exchanged at once."""
     found: list[Contrast] = []
     seen = {point.lower()}
     for a, b in CONFUSIONS:
-        has_a, has_b = contains_phrase(point, a), contains_phrase(point, b)
+        has_a, has_b = says_term(point, a), says_term(point, b)
         if not (has_a or has_b):
             continue
         pairs = [(a, b), (b, a)] if has_a and has_b else ([(a, b)] if has_a else [(b, a)])
         table = {x.lower(): y for x, y in pairs}
-        pattern = re.compile(r"\b(?:" + "|".join(re.escape(t) for t in table) + r")\b", re.IGNORECASE)
+        # Not inside a hyphenated name: swapping "query" for "key" must leave "multi-query attention" alone.
+        pattern = re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(t) for t in table) + r")(?![\w-])", re.IGNORECASE)
         text = _swap(point, pattern, table)
         if text.lower() not in seen:
             seen.add(text.lower())

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from tfdojo.practice.grading.clauses import Clause, split_clauses, split_sentences, states_negative
-from tfdojo.practice.grading.contrasts import Contrast, contrasts
+from tfdojo.practice.grading.contrasts import Contrast, contrasts, says_term
 from tfdojo.practice.grading.embedder import Embedder
 from tfdojo.practice.grading.formulas import read_symbols
 from tfdojo.practice.grading.verifier import CONTRADICTS, ENTAILS, Verifier
@@ -137,7 +137,7 @@ def _contrast_matrix(
     for j, (k, contrast) in enumerate(refs.contrasts):
         for c, clause in enumerate(candidates):
             sim = float(similarity[c, first + j])
-            if sim > best[c, k] and contains_phrase(clause.text, contrast.term):
+            if sim > best[c, k] and says_term(clause.text, contrast.term):
                 best[c, k], text[c][k] = sim, contrast.text
     return best, tuple(tuple(row) for row in text)
 

@@ -109,19 +109,20 @@ def decide(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> G
     entails = evidence.entails.tolist() if evidence.entails is not None else unread
     against_p = evidence.contradicts.tolist() if evidence.contradicts is not None else unread
     closest = [max(row) for row in sims]
+
+    def contradicts(c: int, k: int) -> bool:
+        own = max(sims[c][k], alias_sims[c][k])
+        swapped = not aliases[c][k] and contrast_sims[c][k] >= t.point and contrast_sims[c][k] > own + t.contrast
+        return swapped or against_p[c][k] >= t.contradict  # NaN (not read) compares False
+
     covered, missed, uncertain, contradicted = [], [], [], []
     for k, point in enumerate(evidence.rubric.key_points):
-
-        def contradicts(c: int, k: int = k) -> bool:
-            own = max(sims[c][k], alias_sims[c][k])
-            swapped = not aliases[c][k] and contrast_sims[c][k] >= t.point and contrast_sims[c][k] > own + t.contrast
-            return swapped or against_p[c][k] >= t.contradict  # NaN (not read) compares False
 
         def supports(c: int, k: int = k) -> bool:
             close = sims[c][k] >= t.point and sims[c][k] >= closest[c] - t.margin
             near = aliases[c][k] or close or alias_sims[c][k] >= t.alias
             verified = not entails[c][k] < t.entail  # an unread pair is not held against the clause
-            return ((near and verified) or entails[c][k] >= t.entail_alone) and not contradicts(c)
+            return ((near and verified) or entails[c][k] >= t.entail_alone) and not contradicts(c, k)
 
         def best(rows: list[int], k: int = k, point: KeyPoint = point) -> PointMatch:
             c = max(rows, key=lambda c: (aliases[c][k], sims[c][k]))
@@ -136,7 +137,7 @@ def decide(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> G
         # A negated clause denies a point unless the point is itself a negative claim ("uses no causal mask").
         agrees = [not evidence.candidates[c].negated or evidence.point_negated[k] for c in rows]
         affirmed = [c for c in rows if supports(c) and agrees[c] and c not in claimed]
-        wrong = [c for c in rows if contradicts(c) and not evidence.candidates[c].negated]
+        wrong = [c for c in rows if contradicts(c, k) and not evidence.candidates[c].negated]
         denied = [c for c in rows if supports(c) and not agrees[c]]
         if affirmed:
             covered.append(best(affirmed))
