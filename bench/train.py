@@ -2,16 +2,18 @@
 
     .venv/bin/python bench/train.py                 # throughput (ours vs HF, same loop) and the race
     .venv/bin/python bench/train.py --skip-race     # throughput only
-    .venv/bin/python bench/train.py --compile       # also ours with torch.compile
+    .venv/bin/python bench/train.py --compile --skip-race --out train_compile.json   # + both with torch.compile
 
 1. Throughput: tokens/s of a training step (forward, backward, AdamW) of our GPT-2 and Llama configs against
    the same-config HF ``GPT2LMHeadModel`` / ``LlamaForCausalLM`` in the same loop (``tfdojo.train.step``),
-   alternating within each round; min / median / max over rounds and the per-round ratio.
+   alternating within each round; min / median / max over rounds and the per-round ratio. ``--compile`` adds
+   both models with every block compiled (``torch.compile``, Inductor, as ``[run] compile = true`` does) and
+   the seconds of the first, compiling step.
 2. The race: nanoGPT's CPU recipe for Shakespeare (configs/nanogpt-shakespeare-char.toml: 4 layers, 4 heads,
    128 wide, 64 context, batch 12, lr 1e-3, 2000 iterations) runs to the end; then our recipe
    (configs/shakespeare-char.toml) trains for the same wall clock. Both report validation loss on the same
    held-out plays; one figure shows both curves against seconds.
-Results: bench/results/train.json and bench/results/train_race.png.
+Results: bench/results/train.json (or ``--out``) and bench/results/train_race.png.
 """
 
 from __future__ import annotations
@@ -65,16 +67,27 @@ def _pair(family: str) -> tuple[torch.nn.Module, torch.nn.Module]:
     return VariantLM(ours), hf
 
 
+def _one_step(model: torch.nn.Module, optimizer, batch: dict[str, torch.Tensor]) -> float:
+    """Seconds of one training step: forward, backward, clip, AdamW."""
+    start = time.perf_counter()
+    optimizer.zero_grad(set_to_none=True)
+    accumulate_gradients(model, [batch], total_targets=count_targets([batch]))
+    clip_gradients(list(model.parameters()), 1.0)
+    optimizer.step()
+    return time.perf_counter() - start
+
+
 def _step_time(model: torch.nn.Module, optimizer, batch: dict[str, torch.Tensor], steps: int) -> float:
-    """Seconds per training step (forward, backward, clip, AdamW), after one warm-up step."""
-    for i in range(steps + 1):
-        if i == 1:
-            start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        accumulate_gradients(model, [batch], total_targets=count_targets([batch]))
-        clip_gradients(list(model.parameters()), 1.0)
-        optimizer.step()
-    return (time.perf_counter() - start) / steps
+    """Seconds per training step, after one warm-up step."""
+    _one_step(model, optimizer, batch)
+    return sum(_one_step(model, optimizer, batch) for _ in range(steps)) / steps
+
+
+def _blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The decoder blocks of our model or of an HF GPT-2 / Llama."""
+    if isinstance(model, VariantLM):
+        return model.layers
+    return model.transformer.h if isinstance(model, GPT2LMHeadModel) else model.model.layers
 
 
 def throughput(rounds: int, steps: int, compiled: bool) -> dict:
@@ -86,12 +99,17 @@ def throughput(rounds: int, steps: int, compiled: bool) -> dict:
     for family in ("gpt2", "llama"):
         ours, hf = _pair(family)
         contenders = {"tfdojo": ours, "hf": hf}
-        if compiled:
-            fast, _ = _pair(family)
-            for block in fast.layers:
-                block.compile()
-            contenders["tfdojo+compile"] = fast
+        compile_seconds = {}
+        if compiled:  # every block compiled in place, as parallelize.compile_model does
+            for name, model in zip(("tfdojo+compile", "hf+compile"), _pair(family), strict=True):
+                for block in _blocks(model):
+                    block.compile()
+                contenders[name] = model
         optimizers = {name: make_optimizer(m.train(), _optim()) for name, m in contenders.items()}
+        for name in contenders:
+            if name.endswith("+compile"):
+                compile_seconds[name] = _one_step(contenders[name], optimizers[name], batch)
+                print(f"{family} {name}: first step (compiling) {compile_seconds[name]:.1f} s")
         speeds: dict[str, list[float]] = {name: [] for name in contenders}
         for r in range(rounds):
             for name, model in contenders.items():
@@ -103,8 +121,13 @@ def throughput(rounds: int, steps: int, compiled: bool) -> dict:
             name: {"min": min(s), "median": statistics.median(s), "max": max(s)} for name, s in speeds.items()
         } | {"ratio_tfdojo_over_hf": {"min": min(ratios), "median": statistics.median(ratios), "max": max(ratios)}}
         if compiled:
-            cr = [a / b for a, b in zip(speeds["tfdojo+compile"], speeds["hf"], strict=True)]
-            out[family]["ratio_compiled_over_hf"] = {"min": min(cr), "median": statistics.median(cr), "max": max(cr)}
+            for key, (a, b) in {
+                "ratio_compiled_over_hf": ("tfdojo+compile", "hf"),
+                "ratio_compiled_over_hf_compiled": ("tfdojo+compile", "hf+compile"),
+            }.items():
+                r = [x / y for x, y in zip(speeds[a], speeds[b], strict=True)]
+                out[family][key] = {"min": min(r), "median": statistics.median(r), "max": max(r)}
+            out[family]["first_step_seconds"] = compile_seconds
     return out
 
 
@@ -167,6 +190,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--skip-race", action="store_true")
+    parser.add_argument("--out", default="train.json", help="file name under bench/results/")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     report = {
@@ -180,7 +204,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as work:
             report["race"] = race(Path(work))
     report["machine"]["load_average_at_end"] = os.getloadavg()
-    (RESULTS / "train.json").write_text(json.dumps(report, indent=2))
+    (RESULTS / args.out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
 
 
