@@ -8,6 +8,7 @@ random Llama (whatever it says must be accepted or turned down with a message).
 import json
 import socket
 import sqlite3
+import threading
 import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -93,8 +94,12 @@ def test_the_url_is_the_server_root_with_or_without_v1_and_only_http():
     assert JudgeConfig("http://127.0.0.1:8080").base == "http://127.0.0.1:8080/v1"
     assert JudgeConfig("http://127.0.0.1:11434/v1/").base == "http://127.0.0.1:11434/v1"
     assert JudgeConfig("https://judge.example/openai/v1").base == "https://judge.example/openai/v1"
+    assert JudgeConfig("http://127.0.0.1:8080/v1/chat/completions").base == "http://127.0.0.1:8080/v1"
     for bad, message in [
         ("file:///etc/passwd", "not an http(s) URL"),
+        ("http://127.0.0.1:port/v1", "not an http(s) URL"),
+        ("http://[::1", "not an http(s) URL"),
+        ("http://127.0.0.1:8080/v1 HTTP/1.1\r\nX-Injected: 1", "not an http(s) URL"),
         ("127.0.0.1:8080", "not an http(s) URL"),
         ("http://user:secret@127.0.0.1:8080", "must not carry a user or password"),
         ("http://127.0.0.1:8080/v1?key=1", "query or fragment"),
@@ -182,6 +187,25 @@ def test_a_redirect_is_not_followed(question):
         with pytest.raises(JudgeError, match="HTTP 307: a redirect"):
             SecondOpinion(JudgeConfig(stub.url, "judge-a")).ask(question, "an answer")
     assert elsewhere.requests == []  # the answer and the key went nowhere else
+
+
+def test_a_server_that_does_not_speak_http_is_a_clear_error(question):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def banner():
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+        thread = threading.Thread(target=banner, daemon=True)
+        thread.start()
+        judge = SecondOpinion(JudgeConfig(f"http://127.0.0.1:{listener.getsockname()[1]}", "m", timeout=10))
+        with pytest.raises(JudgeError, match="does not speak HTTP"):
+            judge.ask(question, "an answer")
+        thread.join(timeout=10)
 
 
 def test_a_server_listing_no_models_asks_for_judge_model(question):

@@ -8,6 +8,7 @@ Plain ``urllib``: one POST and one GET need no HTTP client dependency.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -15,7 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from tfdojo.errors import ConfigError, JudgeError
 from tfdojo.practice.schema import Question
@@ -46,8 +47,8 @@ class JudgeConfig:
     max_tokens: int = 256
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        parts = _split(self.url)
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"--judge {self.url!r} is not an http(s) URL; e.g. --judge http://127.0.0.1:8080/v1")
         if parts.username or parts.password:
             raise ConfigError(f"--judge URL must not carry a user or password; put the key in ${ENV_API_KEY}")
@@ -67,9 +68,20 @@ class JudgeConfig:
 
     @property
     def base(self) -> str:
-        """The API root, ending in ``/v1`` (added when the URL stops at the server)."""
-        root = self.url.rstrip("/")
+        """The API root, ending in ``/v1`` (added when the URL stops at the server; a full route is cut back)."""
+        root = self.url.rstrip("/").removesuffix("/chat/completions")
         return root if root.endswith("/v1") else root + "/v1"
+
+
+def _split(url: str) -> SplitResult | None:
+    """The URL's parts; None for spaces or control characters (they would reach the request line) or a bad port."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        return parts if parts.port is None or parts.port >= 0 else None  # reading .port checks it is a number
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -195,8 +207,8 @@ class SecondOpinion:
                 raise JudgeError(f"{where} did not answer within {self.config.timeout:g} s") from None
             reason = e.reason.strerror if isinstance(e.reason, OSError) and e.reason.strerror else e.reason
             raise JudgeError(f"cannot reach {where} ({reason}); start it or check --judge") from None
-        except OSError as e:  # the connection dropped mid-reply
-            raise JudgeError(f"{where} broke off ({e})") from None
+        except (OSError, http.client.HTTPException) as e:  # dropped mid-reply, or not an HTTP server at all
+            raise JudgeError(f"{where} broke off or does not speak HTTP ({type(e).__name__}: {e})") from None
         if len(raw) > MAX_REPLY_BYTES:
             raise JudgeError(f"{where} sent more than {MAX_REPLY_BYTES:,} bytes for {path}; not read")
         try:
