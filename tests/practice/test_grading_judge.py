@@ -289,6 +289,17 @@ def test_an_unreachable_or_slow_judge_is_one_line_and_the_drill_goes_on(tmp_path
     assert "did not answer within 0.3 s" in slow.stderr and attempt.verdict == "incorrect"
 
 
+def test_ctrl_c_while_waiting_skips_the_judge_not_the_drill(tmp_path, bank, offline, monkeypatch):
+    def interrupted(self, question, answer):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SecondOpinion, "ask", interrupted)
+    two = ["--id", "design-serving", "--judge", "http://127.0.0.1:9"]
+    result, attempts, _ = _drill(tmp_path, "ctrl-c", *two, input="first\n\n\nsecond\n\n\n")
+    assert [a.answer for a in attempts] == ["first", "second"]
+    assert result.stderr.count("no second opinion: skipped (Ctrl-C)") == 2 and "2 answered" in result.stdout
+
+
 def test_the_judge_is_not_asked_for_i_dont_know_numeric_or_a_bad_url(tmp_path, bank, offline):
     with stub_judge() as stub:
         _drill(tmp_path, "idk", "--judge", stub.url, input=":idk\n\n")

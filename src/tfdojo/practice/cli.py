@@ -256,12 +256,15 @@ def _drill_one(
 
 
 def _second_opinion(session: DrillSession, judge: SecondOpinion, submission: Submission) -> None:
-    """Ask the judge, show its opinion beside the grade and store it; on failure one line, and the drill goes on."""
+    """Ask the judge, show its opinion beside the grade and store it; on failure (or Ctrl-C) one line, and go on."""
     try:
         with out.status("asking the judge…", spinner="dots"):
             opinion = judge.ask(submission.question, submission.attempt.answer)
     except JudgeError as e:
         err.print(Text(f"no second opinion: {e}; the grade above stands", style="yellow"), soft_wrap=True)
+        return
+    except KeyboardInterrupt:  # Ctrl-C while waiting skips the judge, not the drill
+        err.print(Text("no second opinion: skipped (Ctrl-C); the grade above stands", style="yellow"))
         return
     session.store.set_second_opinion(submission.attempt.uid, opinion.as_dict())
     line = Text("second opinion ", style="dim") + Text(f"({opinion.model}): ", style="dim")
