@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfdojo.errors import ConfigError
+from tfdojo.lab.links import LAB_DIR
 from tfdojo.practice.grading.judge import JudgeConfig
 from tfdojo.practice.session import MAX_ANSWER_CHARS
 
@@ -45,6 +46,7 @@ class WebConfig:
     """How the trainer is served. A host other than loopback needs a ``token`` (anyone on the network could connect).
 
     ``judge``: an OpenAI-compatible server asked for a second opinion on free-text answers (shown, never graded by).
+    ``lab_dir``: where `tfdojo lab run` left its figures, shown on the cards of the questions they answer.
     """
 
     host: str = DEFAULT_HOST
@@ -54,6 +56,7 @@ class WebConfig:
     bank_dir: Path | None = None
     limits: Limits = field(default_factory=Limits)
     judge: JudgeConfig | None = None
+    lab_dir: Path = LAB_DIR
 
     def __post_init__(self) -> None:
         if not is_loopback(self.host) and not self.token:

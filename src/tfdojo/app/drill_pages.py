@@ -18,6 +18,7 @@ from tfdojo.app.render import page
 from tfdojo.app.trainer import Trainer, WebDrill, elapsed_since
 from tfdojo.app.voice import voice_status
 from tfdojo.errors import AnswerParseError, BankError, InputTooLargeError, JudgeError, ProgressError
+from tfdojo.lab.links import run_it
 from tfdojo.practice.grading.judge import Opinion, wants_judge
 from tfdojo.practice.mock_judge import override, record
 from tfdojo.practice.schema import SECTIONS, Difficulty, QuestionType
@@ -184,6 +185,7 @@ def result(request: Request, key: str) -> Response:
         opinion=drill.last_opinion,
         due=card.due if card else None,
         more=drill.current is not None,
+        runs=run_it(submission.question.id, t.config.lab_dir),
     )
 
 

@@ -6,14 +6,15 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import get_args
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse
 
 from tfdojo.app.plot import accuracy_by_section, trend_svg
 from tfdojo.app.render import page
 from tfdojo.app.trainer import Trainer
 from tfdojo.app.voice import voice_status
-from tfdojo.errors import BankError
+from tfdojo.errors import BankError, ConfigError
+from tfdojo.lab.links import figure_of, run_it
 from tfdojo.practice.counters import Day, QuestionState, count, daily_history
 from tfdojo.practice.schema import SECTIONS, Difficulty, Question, QuestionType
 
@@ -107,7 +108,20 @@ def card(request: Request, question_id: str) -> HTMLResponse:
     question = t.bank[question_id]
     with t.store() as store:
         state = t.states(store)[question.id]
-    return page("card.html", title=question.id, q=question, state=state, voice=voice_status())
+    runs = run_it(question.id, t.config.lab_dir)
+    return page("card.html", title=question.id, q=question, state=state, voice=voice_status(), runs=runs)
+
+
+@router.get("/lab/{name}.png")
+def lab_figure(request: Request, name: str) -> FileResponse:
+    """The figure `tfdojo lab run NAME` left in the lab folder; 404 for a name outside the catalog or no run yet."""
+    try:
+        path = figure_of(name, trainer_of(request).config.lab_dir)  # the file name comes from the catalog
+    except ConfigError:
+        path = None
+    if path is None:
+        raise HTTPException(404, f"no figure for {name!r}: run `tfdojo lab run NAME` first")
+    return FileResponse(path, media_type="image/png")
 
 
 @router.get("/history", response_class=HTMLResponse)

@@ -6,10 +6,12 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from tfdojo.lab.links import LAB_DIR, run_it
 from tfdojo.practice.code import load_exercise
 from tfdojo.practice.counters import Counters
 from tfdojo.practice.line_editor import EDIT, HINT, IDK, QUIT, SKIP, SUBMIT_HELP, WHY, clock
@@ -52,8 +54,9 @@ def flag(outcome: Outcome) -> str:
     return " · [cyan]unsure: check it against the model answer[/]" if outcome.verdict == "uncertain" else ""
 
 
-def show_result(submission: Submission) -> None:
-    """The label (correct / partial / close / incorrect) with the grader's feedback, then the model-answer card."""
+def show_result(submission: Submission, lab_dir: Path = LAB_DIR) -> None:
+    """The label (correct / partial / close / incorrect) with the grader's feedback, the model-answer card, then the
+    lab experiments that answer the question (the command, and the figure a run left in ``lab_dir``)."""
     outcome, q = submission.outcome, submission.question
     style = LABEL_STYLE.get(outcome.label, "white")
     title = f"[{style}]{outcome.label}[/] · score {outcome.score:.2f}{flag(outcome)}"
@@ -65,6 +68,9 @@ def show_result(submission: Submission) -> None:
         card += [f"- {m.why}" for m in load_exercise(q.id).mutants]
     card += ["", "Sources: " + "; ".join(f"[{s.title}]({s.url})" for s in q.sources)]
     out.print(Panel(Markdown("\n".join(card)), title="model answer", expand=False))
+    for run in run_it(q.id, lab_dir):
+        figure = f" · figure: {run.figure}" if run.figure else ""
+        out.print(f"Run it: [bold]{run.command}[/]{escape(figure)}", highlight=False, soft_wrap=True)
 
 
 def show_why(outcome: Outcome | None) -> None:
