@@ -1,6 +1,7 @@
 """Sinks + sliding window (StreamingLLM): after eviction the cache holds exactly the keys a fresh forward over
-the kept tokens computes at their cache positions; generate streams past the cache's capacity; on SmolLM2 the
-sinks keep perplexity flat over 4x the window where window-only attention blows up."""
+the kept tokens computes at their cache positions; generate streams past the cache's capacity; a batch of
+unequal prompts gives each prompt's tokens alone; on SmolLM2 the sinks keep perplexity flat over 4x the window
+where window-only attention blows up."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from threads import one_thread  # noqa: F401  (autouse: one thread for tiny mode
 
 from tfdojo.errors import ContextLengthError
 from tfdojo.infer.cache import CacheGeometry, StaticKVCache
+from tfdojo.infer.fast_llama import FastLlama
 from tfdojo.infer.generate import generate
 from tfdojo.infer.sink_cache import SinkKVCache
 
@@ -29,7 +31,7 @@ def test_evicted_cache_equals_a_fresh_forward_over_the_kept_tokens(sinks):
         kept = torch.cat([ids[:, :sinks], ids[:, 30 - (n - sinks) :]], dim=1)  # sinks, then the newest tokens
         fresh = StaticKVCache.for_model(model, 2, n)
         model(kept, cache=fresh)
-    assert cache.evicted == 30 - n and n == sinks + 8 - 3  # room for the next 3 is kept free
+    assert cache.evicted.tolist() == [30 - n] * 2 and n == sinks + 8 - 3  # room for the next 3 is kept free
     # Layer 0's keys depend only on the token and its position, so they must match exactly (re-rotated RoPE).
     torch.testing.assert_close(cache.k[0, :, :, :n], fresh.k[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(cache.v[0, :, :, :n], fresh.v[0], rtol=1e-5, atol=1e-5)
@@ -44,6 +46,21 @@ def test_generate_streams_past_the_capacity_and_agrees_before_the_first_eviction
     assert len(sink.token_ids) == 60  # 9 + 60 positions through a 20-position cache
     first_eviction = 20 - len(prompt)  # new tokens decided before any key is dropped
     assert sink.token_ids[:first_eviction] == plain.token_ids[:first_eviction]
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_unequal_prompts_batched_equal_each_prompt_alone(fast):
+    model = tiny_llama()
+    decoder = FastLlama(model) if fast else model
+    prompts = [list(b"hi"), list(b"a longer prompt"), list(b"streaming")]  # 2, 15 and 9 tokens
+    options = {"max_new_tokens": 40, "ignore_eos": True, "cache": SinkKVCache.factory(sinks=3, window=14, room=2)}
+    batched = generate(decoder, ByteTokenizer(), prompts, **options)  # rows evict at different steps
+    for prompt, got in zip(prompts, batched, strict=True):
+        alone = generate(decoder, ByteTokenizer(), prompt, **options)
+        assert got.token_ids == alone.token_ids
+        assert len(set(alone.token_ids)) > 3  # varied outputs: the comparison means something
+    plain = generate(decoder, ByteTokenizer(), prompts[1], max_new_tokens=40, ignore_eos=True)
+    assert plain.token_ids != batched[1].token_ids  # eviction changed the continuation: it really happened
 
 
 def test_a_chunk_larger_than_the_room_is_refused():

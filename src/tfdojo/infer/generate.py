@@ -22,6 +22,7 @@ from tfdojo.errors import ConfigError, ContextLengthError
 from tfdojo.infer.cache import CacheFactory, StaticKVCache
 from tfdojo.infer.metrics import GenerationMetrics
 from tfdojo.infer.sampling import SamplingConfig, sample
+from tfdojo.infer.sink_cache import SinkKVCache
 from tfdojo.nn.kv import KVCache
 
 Prompt = str | Sequence[int]
@@ -237,6 +238,9 @@ def generate(
     if prompt_mask is not None:  # the mask over cache positions grows by one column of ones per step
         full_mask = torch.ones(batch, width + max_new_tokens, dtype=torch.long)
         full_mask[:, :width] = prompt_mask
+    own_rows = prompt_mask is not None and isinstance(cache, SinkKVCache)  # its rows evict at their own pace
+    if own_rows:
+        cache.drop_left(width - prompt_lens)  # it keeps no padding; its key_mask and positions say where rows are
 
     tokens = sample(prefill(model, input_ids, cache, prompt_mask), sampling, generator)  # (B,)
     first = time.perf_counter()
@@ -262,6 +266,8 @@ def generate(
         # count their real tokens: (B, 1), the position of each row's newest token.
         positions = None if prompt_mask is None else prompt_lens + decode_steps
         mask = None if prompt_mask is None else full_mask[:, : cache.length + 1]
+        if own_rows:
+            positions, mask = cache.positions(1), cache.key_mask(1)
         tokens = sample(decode_step(model, tokens[:, None], cache, positions, mask), sampling, generator)
         decode_steps += 1
 
