@@ -1,14 +1,10 @@
-"""The compiled decode step's wrapper: which steps it takes, and the eager fallback when compiling fails.
-
-Compiling itself is not exercised here (minutes on a loaded 2-core machine); ``bench/decode.py`` checks the
-compiled step's logits against the eager decoder's before it times it.
-"""
+"""The compiled decode step: its logits against an fp64 oracle, which steps it takes, the eager fallback."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from test_quant import tiny_bf16_llama
+from test_quant import dequantized_copy, tiny_bf16_llama
 
 import tfdojo
 from tfdojo.errors import ConfigError
@@ -60,3 +56,43 @@ def test_unknown_quant_is_a_named_error_before_loading():
         tfdojo.load("all-minilm-l6-v2", quant="int8")
     with pytest.raises(ConfigError, match="quant='int4'"):
         tfdojo.load("smollm2-135m-instruct", compile=True)
+
+
+def _steps(decoder, ids: list[int], prompt: int, max_len: int, follow: bool) -> tuple[list[int], torch.Tensor]:
+    """Prefill ``ids[:prompt]``, then one-token steps: along ``ids`` or (``follow``) along the decoder's own argmax."""
+    cache, tokens = StaticKVCache.for_model(decoder, batch=1, max_len=max_len), list(ids)
+    with torch.inference_mode():
+        logits = [decoder(torch.tensor([tokens[:prompt]]), cache=cache, last_only=True)]
+        for t in range(prompt, len(ids)):
+            if follow:
+                tokens[t] = int(logits[-1][0, -1].argmax())
+            logits.append(decoder(torch.tensor([[tokens[t]]]), cache=cache))
+    return tokens, torch.cat(logits, dim=1)[0].double()  # (len - prompt + 1, V)
+
+
+def test_compiled_steps_match_the_fp64_model_of_the_codes_and_compile_once():
+    """Teacher-forced steps: the compiled graph's error against the fp64 model whose weights are the int4 codes is
+    at most twice the eager decoder's; its free-running greedy tokens equal eager's, or split only where eager's own
+    top two logits are within its own rounding error. A second prompt length and cache size reuse the graph.
+    """
+    model = tiny_bf16_llama()
+    oracle = dequantized_copy(model, "int4")
+    compiled = CompiledDecoder(QuantLlama(model, "int4"))
+    eager = compiled.decoder
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    g = torch.Generator().manual_seed(1)
+    for prompt, new in ((5, 24), (20, 12)):  # int products for the first prompt, the float prompt path for the second
+        ids = torch.randint(0, 256, (prompt + new,), generator=g).tolist()
+        path, eager_logits = _steps(eager, ids, prompt, prompt + new, follow=True)
+        _, compiled_logits = _steps(compiled, path, prompt, prompt + new, follow=False)
+        with torch.inference_mode():
+            exact = oracle(torch.tensor([path]))[0, prompt - 1 :]  # (new + 1, V)
+        eager_error = (eager_logits - exact).abs().max()
+        assert (compiled_logits - exact).abs().max() <= 2 * eager_error
+        own, _ = _steps(compiled, ids, prompt, prompt + new, follow=True)
+        split = next((t for t in range(prompt, len(ids)) if own[t] != path[t]), None)
+        if split is not None:
+            top2 = eager_logits[split - prompt].topk(2).values
+            assert top2[0] - top2[1] <= 2 * eager_error, f"compiled greedy split at a clear choice (step {split})"
+    assert compiled.compiled not in (None, False)  # the graph was built and used, not the eager fallback
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs == 1

@@ -1,10 +1,17 @@
-"""A FastLlama whose decode-step products read int4 or int8 weights; prefill keeps the bf16 oneDNN products.
+"""A FastLlama whose decode-step products read int4 or int8 weights; prefill keeps fast float products.
 
 Each matrix of :class:`~tfdojo.infer.fast_llama.FastLlama` (fused QKV, output, fused gate/up, down, the head)
-becomes a pair: the int kernel for products of at most ``max_int_rows`` rows (decode steps, small batches), the
-bf16 matrix above that (a prompt), where the int kernels are compute-bound and slower: bf16 was ~2.8x faster
-than the int4 kernel at 512 rows on the reference EPYC. The crossover is not measured yet (the machine was too
-loaded to time it): 16 rows is a conservative bound, see docs/benchmarks.md.
+becomes a pair: the int kernel for products of at most ``max_int_rows`` rows (decode steps, small batches), a
+float matrix above that (a prompt), where the int kernels are compute-bound and slower. Which float matrix
+depends on the CPU (30 layers of SmolLM2 matrices, 512 rows, 2 threads, docs/benchmarks.md):
+
+    CPU                                  bf16 product   int4 / int8 kernel   fp32 oneDNN packed    prompt uses
+    Zen 4 (AVX-512 with bf16)            fastest        ~2.8x slower         slower than bf16       bf16 packed
+    AVX2 only (no bf16 arithmetic)       6.6x slower    2.8x / 3.2x slower   fastest                fp32 packed
+
+so where oneDNN has no bf16 (``onednn_packs``) prompts run through an fp32 packed copy of each matrix (activations
+converted to fp32 and back), at the price of that copy's memory (4 bytes per weight). The crossover in rows is
+not measured yet: 16 rows is a conservative bound.
 
     quant   layers                                     head
     int4    group-wise int4 (g = 32): the GGUF's own    int8 per row
@@ -21,11 +28,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tfdojo.errors import ConfigError, UnsupportedModelError
 from tfdojo.infer.compiled_decode import CompiledDecoder
-from tfdojo.infer.fast_llama import FastLlama
+from tfdojo.infer.fast_llama import FastLlama, _Matrix, onednn_packs
 from tfdojo.infer.int_linear import ACTIVATION_DTYPE, Int4Linear, Int8Linear, int_kernels_available
 from tfdojo.infer.quant import Int4Codes, quantize_int4, quantize_int8, stack_rows
 from tfdojo.models.llama import Llama
@@ -45,6 +54,29 @@ class _IntOrFloat:
     def __call__(self, x: Tensor) -> Tensor:
         rows = x.numel() // x.shape[-1]
         return self.integer(x) if rows <= self.max_rows else self.floating(x)
+
+
+class _Fp32Products:
+    """A bf16 matrix's products computed in fp32 through oneDNN's packed layout, for CPUs without bf16 arithmetic."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None) -> None:
+        self.weight = weight.detach().float()  # (out, in)
+        self.bias = None if bias is None else bias.detach().float()
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(self.weight, 1) if onednn_packs(torch.float32) else None
+        if self.packed is not None:
+            self.weight = None  # the packed copy is the only fp32 one kept
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if self.packed is not None:
+            y = torch.ops.mkldnn._linear_pointwise(x.float(), self.packed, self.bias, "none", [], "")
+        else:
+            y = F.linear(x.float(), self.weight, self.bias)
+        return y.to(x.dtype)
+
+
+def prompt_products(matrix: _Matrix) -> Callable[[Tensor], Tensor]:
+    """The float products for many rows: the bf16 matrix where oneDNN has bf16, else an fp32 packed copy."""
+    return matrix if onednn_packs(ACTIVATION_DTYPE) else _Fp32Products(matrix.weight, matrix.bias)
 
 
 class QuantLlama(FastLlama):
@@ -86,9 +118,9 @@ class QuantLlama(FastLlama):
                 matrix = getattr(layer, field)
                 from_file = [codes[n] for n in names] if all(n in codes for n in names) else None
                 integer = self._integer(matrix.weight, matrix.bias, from_file)
-                setattr(layer, field, _IntOrFloat(integer, matrix, max_int_rows))
+                setattr(layer, field, _IntOrFloat(integer, prompt_products(matrix), max_int_rows))
         head = self.lm_head
-        self.lm_head = _IntOrFloat(Int8Linear(quantize_int8(head.weight)), head, max_int_rows)
+        self.lm_head = _IntOrFloat(Int8Linear(quantize_int8(head.weight)), prompt_products(head), max_int_rows)
 
     def _integer(self, weight: Tensor, bias: Tensor | None, from_file: list[Int4Codes] | None) -> Callable:
         if self.quant == "int8":
