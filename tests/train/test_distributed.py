@@ -79,7 +79,7 @@ def test_each_layout_follows_the_one_process_curve(reference, tmp_path: Path, mo
     _torchrun(procs, sections, tmp_path)
     losses, one_process_norms = reference[shards]
     torch.testing.assert_close(_losses(tmp_path), losses, atol=0, rtol=1e-5)
-    if mode == "tp":  # what each rank's norms work on: the whole batch, or (sequence parallel) half its positions
+    if mode == "tp":  # what each rank's norms work on and keep: the whole batch, or (sequence parallel) half of it
         split = 2 if extra.get("sequence_parallel") else 1
         for rank in range(procs):
             norms = json.loads((tmp_path / f"norm_inputs_rank{rank}.json").read_text())
@@ -88,6 +88,7 @@ def test_each_layout_follows_the_one_process_curve(reference, tmp_path: Path, mo
                 whole = one_process_norms[name]
                 batch, seq, dim = whole["shape"]
                 assert seen["shape"] == [batch, seq // split, dim] and seen["bytes"] * split == whole["bytes"]
+                assert seen["saved"] * split == whole["saved"] > 0  # what autograd keeps of the norm for backward
                 assert seen["placement"] == ("S(1)" if split == 2 else "local")
     held = [json.loads((tmp_path / f"state_bytes_rank{r}.json").read_text()) for r in range(procs)]
     n = param_count(tiny_config(run={"micro_batch": PER_RANK}).with_vocab(_vocab(tmp_path)).model).value

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.distributed._functional_collectives import AsyncCollectiveTensor
 from torch.distributed.tensor import DTensor
 
 from tfdojo.nn.norms import LayerNorm, RMSNorm
@@ -30,23 +31,47 @@ def local_state_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> dic
 
 @contextmanager
 def norm_inputs(model: nn.Module) -> Iterator[dict[str, dict[str, Any]]]:
-    """What each norm received in its first forward call: local (this rank's) shape and bytes, DTensor placement.
+    """What each norm received in its first forward call: local (this rank's) shape and bytes, DTensor placement,
+    and ``saved``: the bytes of activations autograd kept for that norm's backward (this rank's part, weights
+    not counted).
 
     The hooks run after a sequence-parallel norm's own input hook, so they see the input the norm computes on.
     """
     seen: dict[str, dict[str, Any]] = {}
+    storages: dict[str, set[int]] = {}  # a tensor saved by two operations is kept once
+    running: list[str] = []  # the norm whose first forward is under way
+    weights = {id(p) for p in model.parameters()}
 
-    def record(name: str, x: Any) -> None:
-        placement = str(x.placements[0]) if isinstance(x, DTensor) else "local"
-        seen.setdefault(name, {"shape": list(_local(x).shape), "bytes": _local(x).nbytes, "placement": placement})
+    def enter(name: str, x: Any) -> None:
+        if name not in seen:
+            placement = str(x.placements[0]) if isinstance(x, DTensor) else "local"
+            local = _local(x)
+            seen[name] = {"shape": list(local.shape), "bytes": local.nbytes, "placement": placement, "saved": 0}
+            storages[name] = set()
+            running.append(name)
 
-    handles = [
-        module.register_forward_pre_hook(lambda _, inputs, name=name: record(name, inputs[0]))
-        for name, module in model.named_modules()
-        if isinstance(module, (LayerNorm, RMSNorm))
-    ]
+    def leave(name: str) -> None:
+        if running and running[-1] == name:
+            running.pop()
+
+    def pack(t: Tensor) -> Tensor:
+        local = _local(t)
+        if isinstance(local, AsyncCollectiveTensor):  # a reduce-scatter's result, not yet waited for
+            local = local.wait()
+        key = local.untyped_storage().data_ptr()
+        if running and id(t) not in weights and key not in storages[running[-1]]:
+            storages[running[-1]].add(key)
+            seen[running[-1]]["saved"] += local.untyped_storage().nbytes()
+        return t
+
+    handles = []
+    for name, module in model.named_modules():
+        if isinstance(module, (LayerNorm, RMSNorm)):
+            handles.append(module.register_forward_pre_hook(lambda _, inputs, name=name: enter(name, inputs[0])))
+            handles.append(module.register_forward_hook(lambda *_, name=name: leave(name)))
     try:
-        yield seen
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            yield seen
     finally:
         for handle in handles:
             handle.remove()
