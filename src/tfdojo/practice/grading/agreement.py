@@ -74,8 +74,8 @@ def split_halves(answers: Sequence[LabelledAnswer]) -> tuple[list[LabelledAnswer
 
 
 def split_calibration(calibration: Sequence[LabelledAnswer]) -> tuple[list[LabelledAnswer], list[LabelledAnswer]]:
-    """(verifier, thresholds): the calibration half split again by question, the same way, so the verifier's
-    training clauses and the answers the thresholds are tuned on come from different questions."""
+    """The calibration half split again by question, the same way; ``bench/grading.py --calibrate`` tunes the
+    similarity thresholds on the second part (as they were tuned before the verdict head, which uses all of it)."""
     return split_halves(calibration)
 
 

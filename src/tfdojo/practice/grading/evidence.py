@@ -22,7 +22,6 @@ from tfdojo.practice.grading.clauses import Clause, split_clauses, split_sentenc
 from tfdojo.practice.grading.contrasts import Contrast, contrasts, says_term
 from tfdojo.practice.grading.embedder import Embedder
 from tfdojo.practice.grading.formulas import read_symbols
-from tfdojo.practice.grading.verifier import CONTRADICTS, ENTAILS, Verifier
 from tfdojo.practice.grading.words import contains_phrase
 from tfdojo.practice.rubric import Rubric
 
@@ -71,8 +70,6 @@ class Evidence:
     misconception_alias: Tensor  # (C, M) bool
     point_negated: tuple[bool, ...]  # a key point may itself be a negative claim ("uses no causal mask")
     misconception_negated: tuple[bool, ...]
-    entails: Tensor | None = None  # (C, K) the verifier's P(entails), NaN where the pair was not read
-    contradicts: Tensor | None = None  # (C, K) the verifier's P(contradicts), NaN where the pair was not read
 
 
 def candidate_clauses(answer: str) -> tuple[tuple[Clause, ...], tuple[tuple[int, ...], ...]]:
@@ -142,26 +139,8 @@ def _contrast_matrix(
     return best, tuple(tuple(row) for row in text)
 
 
-# The verifier reads a (point, clause) pair only when the embedder already puts them this close (or a contrast).
-VERIFY_FROM = 0.3
-
-
-def verify(rubric: Rubric, candidates: tuple[Clause, ...], near: Tensor, verifier: Verifier) -> tuple[Tensor, Tensor]:
-    """(C, K) P(entails) and P(contradicts) from the cross-encoder for the pairs where ``near`` is True, else NaN."""
-    entails = torch.full(near.shape, float("nan"))
-    contradicts = torch.full(near.shape, float("nan"))
-    pairs = near.nonzero().tolist()
-    if pairs:
-        points = [rubric.key_points[k].text for _, k in pairs]
-        probs = verifier.probabilities(points, [read_symbols(candidates[c].text) for c, _ in pairs])  # (N, 3)
-        for (c, k), row in zip(pairs, probs, strict=True):
-            entails[c, k], contradicts[c, k] = row[ENTAILS], row[CONTRADICTS]
-    return entails, contradicts
-
-
-def collect_evidence(rubric: Rubric, answer: str, embedder: Embedder, verifier: Verifier | None = None) -> Evidence:
-    """Split, embed (one forward pass) and compare an answer with a rubric's key points and misconceptions; with a
-    verifier, also read each close (point, clause) pair with the cross-encoder (a second forward pass)."""
+def collect_evidence(rubric: Rubric, answer: str, embedder: Embedder) -> Evidence:
+    """Split, embed (one forward pass) and compare an answer with a rubric's key points and misconceptions."""
     candidates, parts = candidate_clauses(answer)
     refs = rubric_references(rubric)
     n_points, n_miscon = refs.n_points, refs.n_misconceptions
@@ -173,11 +152,6 @@ def collect_evidence(rubric: Rubric, answer: str, embedder: Embedder, verifier: 
     for a, k in enumerate(refs.alias_owner):
         alias_similarity[:, k] = torch.maximum(alias_similarity[:, k], aliases[:, a])
     contrast_similarity, contrast_text = _contrast_matrix(candidates, similarity, refs)
-    entails = contradicts = None
-    if verifier is not None:
-        near = (similarity[:, :n_points] >= VERIFY_FROM) | (alias_similarity >= VERIFY_FROM)
-        near |= contrast_similarity >= VERIFY_FROM
-        entails, contradicts = verify(rubric, candidates, near, verifier)
     return Evidence(
         rubric=rubric,
         candidates=candidates,
@@ -191,6 +165,4 @@ def collect_evidence(rubric: Rubric, answer: str, embedder: Embedder, verifier: 
         misconception_alias=_alias_matrix(candidates, [m.aliases for m in rubric.misconceptions]),
         point_negated=tuple(states_negative(p.text) for p in rubric.key_points),
         misconception_negated=tuple(states_negative(m.text) for m in rubric.misconceptions),
-        entails=entails,
-        contradicts=contradicts,
     )

@@ -5,24 +5,27 @@
            -> a point is covered when an affirmed clause is close enough (or says one of its aliases) and is not
               closer to one of the point's contrasts; contradicted when a clause is; uncertain when only a negated
               clause supports it; missed otherwise
-           -> score = covered weight / total weight -> verdict, one level lower per stated error (misconception or
-              contradicted point), two when there are several
+           -> score = covered weight / total weight
+           -> verdict: the verdict head (``head.py``, a logistic model over the evidence) when it is built and the
+              embedder is the bundled MiniLM, else the score cut-offs; then one level lower per stated error
+              (misconception or contradicted point), two when there are several
 
-The thresholds were tuned on half of the calibration questions of ``bench/data/grading_answers.toml`` (docs/grading.md).
+The thresholds were tuned on half of the calibration questions of ``bench/data/grading_answers.toml``, the head on
+the calibration half (docs/grading.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tfdojo.infer.encoder import Encoder
 from tfdojo.practice.grading.embedder import Embedder, default_embedder
 from tfdojo.practice.grading.evidence import Evidence, collect_evidence, reference_embeddings
 from tfdojo.practice.grading.feedback import EMPTY_ANSWER, salad_feedback, write_feedback
 from tfdojo.practice.grading.grade import Grade, MisconceptionMatch, PointMatch, ShownLabel, Verdict
+from tfdojo.practice.grading.head import Assessment, VerdictHead, default_head, verdict_features
 from tfdojo.practice.grading.language import NOT_ENGLISH, is_english
 from tfdojo.practice.grading.salad import salad_terms
-from tfdojo.practice.grading.verifier import Verifier, default_verifier
 from tfdojo.practice.grading.words import content_stems
 from tfdojo.practice.rubric import KeyPoint, Rubric
 
@@ -37,9 +40,7 @@ class Thresholds:
     correct / partial: the score from which each grade is given. alias: the similarity to one of a point's aliases
     from which a clause states the point. contrast: how much closer to a wrong version of a point than to the point
     (and its aliases) a clause must be to contradict it. severe: from this many stated errors the grade drops two
-    levels instead of one. With the verifier (``verifier.py``): entail is the P(entails) a clause the embedder
-    finds close must also have to support a point; contradict the P(contradicts) from which a clause contradicts
-    it; entail_alone the P(entails) from which a clause supports a point however far the embedder puts them.
+    levels instead of one. correct / partial are not used when the verdict head decides.
     """
 
     point: float = 0.38
@@ -50,9 +51,6 @@ class Thresholds:
     alias: float = 0.75
     contrast: float = 0.005
     severe: int = 2
-    entail: float = 0.0
-    contradict: float = 1.01
-    entail_alone: float = 1.01
 
     def __post_init__(self) -> None:
         if not 0 < self.partial <= self.correct <= 1:
@@ -91,29 +89,30 @@ def _misconception_matches(evidence: Evidence, t: Thresholds) -> tuple[list[Misc
 LEVELS: tuple[ShownLabel, ...] = ("incorrect", "partial", "correct")
 
 
-def level(score: float, errors: int, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> ShownLabel:
-    """The grade a score earns; a stated error (misconception, contradicted point) costs one level, several two."""
-    rank = 2 if score >= thresholds.correct else 1 if score >= thresholds.partial else 0
+def lower(label: ShownLabel, errors: int, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> ShownLabel:
+    """A stated error (misconception, contradicted point) costs a grade one level, ``severe`` errors or more two."""
     penalty = 0 if errors == 0 else 1 if errors < thresholds.severe else 2
-    return LEVELS[max(rank - penalty, 0)]
+    return LEVELS[max(LEVELS.index(label) - penalty, 0)]
 
 
-def decide(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> Grade:
-    """The grade that the evidence earns under the given thresholds (no model call: thresholds can be swept)."""
+def level(score: float, errors: int, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> ShownLabel:
+    """The grade a score earns, lowered for stated errors (``lower``)."""
+    return lower(
+        LEVELS[2 if score >= thresholds.correct else 1 if score >= thresholds.partial else 0], errors, thresholds
+    )
+
+
+def assess(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> Assessment:
+    """What the evidence credits under the given thresholds: covered, contradicted, uncertain and missed points."""
     t = thresholds
     misconceptions, claimed = _misconception_matches(evidence, t)
     sims, aliases = evidence.point_similarity.tolist(), evidence.point_alias.tolist()  # (C, K)
     alias_sims, contrast_sims = evidence.alias_similarity.tolist(), evidence.contrast_similarity.tolist()
-    n_c, n_k = evidence.point_similarity.shape
-    unread = [[float("nan")] * n_k for _ in range(n_c)]
-    entails = evidence.entails.tolist() if evidence.entails is not None else unread
-    against_p = evidence.contradicts.tolist() if evidence.contradicts is not None else unread
     closest = [max(row) for row in sims]
 
     def contradicts(c: int, k: int) -> bool:
         own = max(sims[c][k], alias_sims[c][k])
-        swapped = not aliases[c][k] and contrast_sims[c][k] >= t.point and contrast_sims[c][k] > own + t.contrast
-        return swapped or against_p[c][k] >= t.contradict  # NaN (not read) compares False
+        return not aliases[c][k] and contrast_sims[c][k] >= t.point and contrast_sims[c][k] > own + t.contrast
 
     covered, missed, uncertain, contradicted = [], [], [], []
     for k, point in enumerate(evidence.rubric.key_points):
@@ -121,8 +120,7 @@ def decide(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> G
         def supports(c: int, k: int = k) -> bool:
             close = sims[c][k] >= t.point and sims[c][k] >= closest[c] - t.margin
             near = aliases[c][k] or close or alias_sims[c][k] >= t.alias
-            verified = not entails[c][k] < t.entail  # an unread pair is not held against the clause
-            return ((near and verified) or entails[c][k] >= t.entail_alone) and not contradicts(c, k)
+            return near and not contradicts(c, k)
 
         def best(rows: list[int], k: int = k, point: KeyPoint = point) -> PointMatch:
             c = max(rows, key=lambda c: (aliases[c][k], sims[c][k]))
@@ -147,23 +145,52 @@ def decide(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> G
             uncertain.append(best(denied))
         else:
             missed.append(best(list(rows)) if rows else PointMatch(point, None, 0.0))
-    total = evidence.rubric.total_weight
-    score = sum(p.point.weight for p in covered) / total
-    hopeful = score + sum(p.point.weight for p in uncertain) / total
-    errors = len(misconceptions) + len(contradicted)
-    shown = level(score, errors, t)
-    verdict: Verdict = shown if level(hopeful, errors, t) == shown else "uncertain"
-    feedback = write_feedback(verdict, covered, missed, uncertain, misconceptions, contradicted)
+    score = sum(p.point.weight for p in covered) / evidence.rubric.total_weight
+    return Assessment(
+        tuple(covered), tuple(missed), tuple(uncertain), tuple(contradicted), tuple(misconceptions), score
+    )
+
+
+def head_features(
+    evidence: Evidence, assessment: Assessment, thresholds: Thresholds = DEFAULT_THRESHOLDS, **kwargs: bool
+) -> list[float]:
+    """The verdict head's inputs for an assessed answer (``head.FEATURES``)."""
+
+    def score_at(point: float, margin: float) -> float:
+        return assess(evidence, replace(thresholds, point=point, margin=margin)).score
+
+    return verdict_features(
+        evidence, assessment, score_at, contrast=thresholds.contrast, point=thresholds.point, **kwargs
+    )
+
+
+def decide(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLDS, head: VerdictHead | None = None) -> Grade:
+    """The grade that the evidence earns: from the verdict head when one is given, else from the score cut-offs;
+    either way lowered for stated errors (``lower``).
+
+    The verdict is "uncertain" when crediting the points that only a negated clause supports would change it.
+    """
+    t = thresholds
+    a = assess(evidence, t)
+    errors = len(a.misconceptions) + len(a.contradicted)
+    if head is None:
+        hopeful = a.score + sum(p.point.weight for p in a.uncertain) / evidence.rubric.total_weight
+        shown, if_credited = level(a.score, errors, t), level(hopeful, errors, t)
+    else:
+        shown = lower(head.label(head_features(evidence, a, t)), errors, t)
+        if_credited = lower(head.label(head_features(evidence, a, t, credit_uncertain=True)), errors, t)
+    verdict: Verdict = shown if if_credited == shown else "uncertain"
+    feedback = write_feedback(verdict, a.covered, a.missed, a.uncertain, a.misconceptions, a.contradicted)
     return Grade(
         verdict,
-        score,
-        tuple(covered),
-        tuple(missed),
-        tuple(uncertain),
-        tuple(misconceptions),
+        a.score,
+        a.covered,
+        a.missed,
+        a.uncertain,
+        a.misconceptions,
         feedback,
         shown=shown,
-        contradicted=tuple(contradicted),
+        contradicted=a.contradicted,
     )
 
 
@@ -197,23 +224,23 @@ def grade_free_text(
     *,
     embedder: Embedder | None = None,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
-    verifier: Verifier | None | bool = True,
+    head: VerdictHead | None | bool = True,
 ) -> Grade:
     """Grade a free-text answer, written in English, against a rubric (MiniLM clause matching with a negation guard
-    and contrastive key points).
+    and contrastive key points, then the verdict head).
 
     ``Grade.why()`` / ``Grade.to_json()`` give the evidence: which sentence matched which point or misconception,
     with its similarity. An answer that is not in English is not graded: ``Grade.not_english`` is set and the
     feedback says answers must be in English.
 
     ``embedder`` defaults to the bundled all-MiniLM-L6-v2, loaded once per process on first use. An empty answer
-    and a keyword list without claims are graded incorrect before any model call. ``verifier``: True (the default)
-    uses the cross-encoder (on the bundled MiniLM) when its weights are built, unless ``embedder`` is not an
-    ``Encoder``; False or None grades with the embedder alone.
+    and a keyword list without claims are graded incorrect before any model call. ``head``: True (the default)
+    uses the shipped verdict head (trained on MiniLM's similarities) unless ``embedder`` is not an ``Encoder``;
+    False or None decides with the score cut-offs of ``thresholds``.
     """
     screened = screen(rubric, answer)
     if screened is not None:
         return screened
-    if verifier is True:
-        verifier = default_verifier() if embedder is None or isinstance(embedder, Encoder) else None
-    return decide(collect_evidence(rubric, answer, embedder or default_embedder(), verifier or None), thresholds)
+    if head is True:
+        head = default_head() if embedder is None or isinstance(embedder, Encoder) else None
+    return decide(collect_evidence(rubric, answer, embedder or default_embedder()), thresholds, head or None)
