@@ -3,8 +3,9 @@
     .venv/bin/python bench/serve.py            # writes bench/results/serve.json
     .venv/bin/python bench/serve.py --llama-cpp .venv-bench/bin/python   # + llama.cpp's server (make bench)
 
-1. Engine: aggregate tokens/s with 1, 4 and 16 requests in flight (32-token prompts, 32 new tokens, EOS ignored),
-   in-process, against the single-stream rate.
+1. Engine: aggregate tokens/s with 1, 4, 16 and 32 requests in flight (32-token prompts, 32 new tokens, EOS
+   ignored), in-process, against the single-stream rate of the same round (rounds alternate the levels); and
+   the steady state: decode steps of 1, 4, 16 and 32 running requests, interleaved.
 2. Server: ``tfdojo serve``'s app under uvicorn on 127.0.0.1, 1 / 4 / 16 / 32 concurrent streaming clients (the
    openai AsyncOpenAI client): aggregate tokens/s, time to first token and inter-token gaps (p50 / p95).
    The same load against llama.cpp's OpenAI server (``llama_cpp.server`` from llama-cpp-python[server], in the
@@ -55,6 +56,10 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
 def engine_throughput(lm, concurrency: int, new_tokens: int = 32) -> dict[str, float]:
     """All ``concurrency`` requests submitted at once; tokens produced / wall time until the last finishes, and
     the decode-phase rate (from the step after the last prompt was prefilled)."""
@@ -79,6 +84,58 @@ def engine_throughput(lm, concurrency: int, new_tokens: int = 32) -> dict[str, f
         "tok_s": produced / (end - start),
         "decode_phase_tok_s": decode_tokens / decode_s if decode_s else 0.0,
     }
+
+
+def engine_rounds(lm, rounds: int) -> list[dict[str, float]]:
+    """Every concurrency once per round, each round's rates divided by that round's single-stream rates (the
+    load drifts between rounds); medians of rates and ratios over rounds, and the ratios' min and max."""
+    levels = (1, 4, 16, 32)
+    runs = [[engine_throughput(lm, c) for c in levels] for _ in range(rounds)]
+    rows = []
+    for i, c in enumerate(levels):
+        ratios = [run[i]["tok_s"] / run[0]["tok_s"] for run in runs]
+        decode_ratios = [run[i]["decode_phase_tok_s"] / run[0]["decode_phase_tok_s"] for run in runs]
+        rows.append(
+            {
+                "concurrency": c,
+                "tokens": runs[0][i]["tokens"],
+                "tok_s": statistics.median(run[i]["tok_s"] for run in runs),
+                "decode_phase_tok_s": statistics.median(run[i]["decode_phase_tok_s"] for run in runs),
+                "vs_single": statistics.median(ratios),
+                "vs_single_min": min(ratios),
+                "vs_single_max": max(ratios),
+                "decode_phase_vs_single": statistics.median(decode_ratios),
+                "vs_single_per_round": ratios,
+            }
+        )
+    return rows
+
+
+def steady_decode(lm, levels: tuple[int, ...] = (1, 4, 16, 32), steps: int = 12) -> list[dict[str, float]]:
+    """Steady state: one engine per level with every request prefilled and far from done; their decode steps
+    interleaved (one step of each level in turn, ``steps`` times), so load drift hits every level alike."""
+    prompt = lm.tokenizer.encode("Write a short story about a robot who learns to paint. " * 3)[:32]
+    engines = {}
+    for c in levels:
+        engine = Engine(lm.decoder, BlockPool.for_model(lm.model, 512, 16), max_batch=max(levels))
+        for i in range(c):
+            engine.add(Request([*prompt[:-1], prompt[-1] + i], max_new_tokens=steps + 8))
+        engine.step()  # admits every request (the batch and the pool fit them all) and starts the prompts
+        while any(len(r.pending) > 1 for r in engine.running):
+            engine.step()
+        engines[c] = engine
+    times: dict[int, list[float]] = {c: [] for c in levels}
+    for _ in range(steps):
+        for c, engine in engines.items():
+            start = time.perf_counter()
+            engine.step()
+            times[c].append(time.perf_counter() - start)
+    single = 1 / statistics.median(times[levels[0]])
+    rows = []
+    for c in levels:
+        step_s = statistics.median(times[c])
+        rows.append({"concurrency": c, "step_ms": step_s * 1e3, "tok_s": c / step_s, "vs_single": c / step_s / single})
+    return rows
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -249,8 +306,9 @@ def speculative(lm) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sections", default="engine,server,prefix,speculative", help="comma-separated subset")
+    parser.add_argument("--sections", default="engine,steady,server,prefix,speculative", help="comma-separated subset")
     parser.add_argument("--llama-cpp", default="", help="the bench environment's python, for llama.cpp's server")
+    parser.add_argument("--rounds", type=int, default=3, help="engine rounds (each runs every concurrency)")
     args = parser.parse_args()
     sections = args.sections.split(",")
     torch.manual_seed(0)
@@ -259,56 +317,63 @@ def main() -> None:
     path = RESULTS / "serve.json"
     report: dict[str, object] = json.loads(path.read_text()) if path.exists() else {}
     report |= {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "date": now(),
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
     if "engine" in sections:
         before = load()
-        engine = [engine_throughput(lm, c) for c in (1, 4, 16)]
+        engine = engine_rounds(lm, args.rounds)
         for row in engine:
-            row["vs_single"] = row["tok_s"] / engine[0]["tok_s"]
-            row["decode_phase_vs_single"] = row["decode_phase_tok_s"] / engine[0]["decode_phase_tok_s"]
             print(
-                f"engine  {row['concurrency']:>2} in flight: {row['tok_s']:6.1f} tok/s ({row['vs_single']:.2f}x); "
-                f"decode phase {row['decode_phase_tok_s']:6.1f} tok/s ({row['decode_phase_vs_single']:.2f}x)"
+                f"engine  {row['concurrency']:>2} in flight: {row['tok_s']:6.1f} tok/s ({row['vs_single']:.2f}x, "
+                f"rounds {row['vs_single_min']:.2f}-{row['vs_single_max']:.2f}); decode phase "
+                f"{row['decode_phase_tok_s']:6.1f} tok/s ({row['decode_phase_vs_single']:.2f}x)"
             )
-        report["engine"] = {"rows": engine, "load_before": before, "load_after": load()}
+        report["engine"] = {
+            "rows": engine,
+            "rounds": args.rounds,
+            "load_before": before,
+            "load_after": load(),
+            "date": now(),
+        }
 
-    if "server" in sections:
+    if "steady" in sections:
         before = load()
-        with Server(lm, ServerConfig(NAME, kv_blocks=1024, max_waiting=64), 8092) as server:
+        steady = steady_decode(lm)
+        for row in steady:
+            print(
+                f"steady  {row['concurrency']:>2} decoding: step {row['step_ms']:6.1f} ms, {row['tok_s']:6.1f} tok/s "
+                f"({row['vs_single']:.2f}x)"
+            )
+        report["engine_steady_decode"] = {"rows": steady, "load_before": before, "load_after": load(), "date": now()}
+
+    servers = {"server": lambda: Server(lm, ServerConfig(NAME, kv_blocks=1024, max_waiting=64), 8092)}
+    if args.llama_cpp:
+        servers["llama_cpp_server"] = lambda: LlamaCppServer(args.llama_cpp, 8095)
+    for key, start in servers.items() if "server" in sections else ():
+        before = load()
+        with start() as server:
             http = loads(server.url)
         for row in http:
             print(
-                f"server  {row['clients']:>2} clients: {row['tok_s']:6.1f} tok/s  ttft p50 {row['ttft_p50_s']:.2f}s "
+                f"{key:<16} {row['clients']:>2} clients: {row['tok_s']:6.1f} tok/s  ttft p50 {row['ttft_p50_s']:.2f}s "
                 f"p95 {row['ttft_p95_s']:.2f}s  itl p50 {row['itl_p50_s']:.2f}s p95 {row['itl_p95_s']:.2f}s"
             )
-        report["server"] = {"rows": http, "load_before": before, "load_after": load()}
-
-    if "server" in sections and args.llama_cpp:
-        before = load()
-        with LlamaCppServer(args.llama_cpp, 8095) as server:
-            http = loads(server.url)
-        for row in http:
-            print(
-                f"llama.cpp {row['clients']:>2} clients: {row['tok_s']:6.1f} tok/s  ttft p50 {row['ttft_p50_s']:.2f}s "
-                f"p95 {row['ttft_p95_s']:.2f}s  itl p50 {row['itl_p50_s']:.2f}s p95 {row['itl_p95_s']:.2f}s"
-            )
-        report["llama_cpp_server"] = {"rows": http, "load_before": before, "load_after": load()}
+        report[key] = {"rows": http, "load_before": before, "load_after": load(), "date": now()}
 
     if "prefix" in sections:
         before = load()
         prefix = prefix_cache(lm)
         print(f"prefix  {prefix}")
-        report["prefix_cache"] = {**prefix, "load_before": before, "load_after": load()}
+        report["prefix_cache"] = {**prefix, "load_before": before, "load_after": load(), "date": now()}
 
     if "speculative" in sections:
         before = load()
         spec = speculative(lm)
         print(f"spec    {json.dumps(spec, indent=1)}")
-        report["speculative"] = {**spec, "load_before": before, "load_after": load()}
+        report["speculative"] = {**spec, "load_before": before, "load_after": load(), "date": now()}
 
     RESULTS.mkdir(exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
