@@ -215,12 +215,31 @@ def _timed(fn: Callable) -> float:
 
 
 def check_compiled(compiled: CompiledDecoder, tokenizer, vocab: int) -> dict:
-    """Greedy tokens of the compiled step against the same decoder run eagerly (the bench's correctness gate)."""
+    """Greedy tokens of the compiled step against the same decoder run eagerly (the bench's correctness gate).
+
+    A split is only a finding if it is not a near-tie: both decoders are then fed eager's tokens, and the gate
+    reports eager's top-two margin at the split beside the largest logit difference between the two decoders.
+    """
     ids = prompt_ids(64, vocab)
     got = generate(compiled, tokenizer, ids, max_new_tokens=32, ignore_eos=True).token_ids
     want = generate(compiled.decoder, tokenizer, ids, max_new_tokens=32, ignore_eos=True).token_ids
     same = next((i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b), len(want))
-    return {"compile_s": compiled.compile_s, "identical_greedy_tokens": same, "of": len(want)}
+    check = {"compile_s": compiled.compile_s, "identical_greedy_tokens": same, "of": len(want)}
+    if same < len(want):
+        eager, ours = (teacher_forced(d, ids, want) for d in (compiled.decoder, compiled))
+        top2 = eager[same].topk(2).values
+        check["eager_margin_at_split"] = float(top2[0] - top2[1])
+        check["max_logit_difference"] = float((eager - ours).abs().max())
+    return check
+
+
+def teacher_forced(decoder: torch.nn.Module, prompt: list[int], tokens: list[int]) -> torch.Tensor:
+    """Logits (len(tokens), V) after the prompt and after each of ``tokens`` but the last, one step at a time."""
+    with torch.inference_mode():  # an inference-mode cache, as generate's: another kind would recompile the step
+        cache = StaticKVCache.for_model(decoder, 1, len(prompt) + len(tokens))
+        out = [decoder(torch.tensor([prompt]), cache=cache, last_only=True)]
+        out += [decoder(torch.tensor([[t]]), cache=cache) for t in tokens[:-1]]
+    return torch.cat(out, dim=1)[0].float()
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -238,6 +257,8 @@ def machine() -> dict[str, object]:
         "cpu": cpu,
         "logical_cpus": os.cpu_count(),
         "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # AVX2 boxes have no bf16 arithmetic
+        "onednn_bf16": torch.ops.mkldnn._is_mkldnn_bf16_supported(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "python": platform.python_version(),
