@@ -10,6 +10,7 @@
    openai AsyncOpenAI client): aggregate tokens/s, time to first token and inter-token gaps (p50 / p95).
    The same load against llama.cpp's OpenAI server (``llama_cpp.server`` from llama-cpp-python[server], in the
    bench environment, its own process, one thread, the same GGUF as stored: Q4_1 layers where ours runs fp32).
+   Preemption: a burst under a pool too small for it, with recompute and with swap.
 3. Prefix cache: time to first token of a chat whose ~1k-token system prompt is new (miss) or was served before
    (hit), and the same pair with prefix caching off.
 4. Speculative decoding on an edit workload (rewrite a paragraph with small changes, greedy): prompt lookup and
@@ -136,6 +137,33 @@ def steady_decode(lm, levels: tuple[int, ...] = (1, 4, 16, 32), steps: int = 12)
         step_s = statistics.median(times[c])
         rows.append({"concurrency": c, "step_ms": step_s * 1e3, "tok_s": c / step_s, "vs_single": c / step_s / single})
     return rows
+
+
+def preemption(lm, requests: int = 16, new_tokens: int = 48, blocks: int = 48) -> dict[str, object]:
+    """The same burst under a pool too small for it (each request needs 5 blocks of 16 by its end, 80 in all),
+    once per policy: wall time, preemptions, positions swapped, and whether the outputs agree."""
+    prompt = lm.tokenizer.encode("Write a short story about a robot who learns to paint. " * 3)[:32]
+    out: dict[str, object] = {"requests": requests, "new_tokens": new_tokens, "pool_blocks": blocks}
+    tokens = {}
+    for policy in ("recompute", "swap"):
+        engine = Engine(lm.decoder, BlockPool.for_model(lm.model, blocks, 16), max_batch=32, preemption=policy)
+        ids = [engine.add(Request([*prompt[:-1], prompt[-1] + i], max_new_tokens=new_tokens)) for i in range(requests)]
+        produced: dict[int, list[int]] = {i: [] for i in ids}
+        start = time.perf_counter()
+        while engine.has_work:
+            for event in engine.step():
+                produced[event.request_id].append(event.token)
+        seconds = time.perf_counter() - start
+        tokens[policy] = [produced[i] for i in ids]
+        stats = engine.stats()
+        out[policy] = {
+            "seconds": seconds,
+            "tok_s": requests * new_tokens / seconds,
+            "preemptions": stats["preemptions"],
+            "swapped_positions": stats["swapped_positions"],
+        }
+    out["identical_outputs"] = tokens["recompute"] == tokens["swap"]
+    return out
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -348,6 +376,12 @@ def main() -> None:
                 f"({row['vs_single']:.2f}x)"
             )
         report["engine_steady_decode"] = {"rows": steady, "load_before": before, "load_after": load(), "date": now()}
+
+    if "preemption" in sections:
+        before = load()
+        policies = preemption(lm)
+        print(f"preempt {json.dumps(policies)}")
+        report["preemption"] = {**policies, "load_before": before, "load_after": load(), "date": now()}
 
     servers = {"server": lambda: Server(lm, ServerConfig(NAME, kv_blocks=1024, max_waiting=64), 8092)}
     if args.llama_cpp:
