@@ -85,3 +85,15 @@ def test_the_issue_gqa_answer_is_graded_incorrect(minilm, answer):
 
     grade = grade_free_text(load_bank()["gqa-head-grouping"].rubric, answer, embedder=minilm)
     assert grade.shown == "incorrect", grade.to_json()
+
+
+def test_an_answer_that_covers_no_point_is_incorrect_whatever_the_regressions_say():
+    """Regression: "Bananas are yellow." was shown partial (short and one clause, like a terse answer)."""
+    n = len(FEATURES)
+    sure = (0.0,) * n + (50.0,)  # bias 50: both regressions say yes to anything
+    always = VerdictHead(FEATURES, (0.0,) * n, (1.0,) * n, sure, sure, 0.5, 0.5, "test")
+    nothing = [0.0] * len(FEATURES)
+    assert always.label(nothing) == "incorrect"
+    one = list(nothing)
+    one[FEATURES.index("score_at_0.3_0.2")] = 0.1  # a point covered under the loosest matching
+    assert always.label(one) == "correct"

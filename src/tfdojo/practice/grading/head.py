@@ -4,7 +4,8 @@ The score cut-offs of ``free_text.level`` read one number, the covered share of 
 correct answer that states the points loosely and a partial one that states one point well can land on the same
 side. The head reads the evidence whole: how close the best affirmed clause comes to each point (soft coverage at
 several levels), the covered share under looser matching, the stated errors, how close a misconception or a wrong
-version of a point comes, negations, the answer's length and its share of symbols.
+version of a point comes, negations, the answer's length, its share of symbols and how many separate claims
+(clauses) it makes in how many words (a terse answer states several points in a few fragments).
 
     features (standardised) -> P(at least partial) = sigmoid(w_p . x + b_p),  P(correct) = sigmoid(w_c . x + b_c)
     shown = correct if P(correct) >= cut_correct, else partial if P(at least partial) >= cut_partial, else incorrect
@@ -51,6 +52,8 @@ FEATURES: tuple[str, ...] = (
     "near_closest_share",
     *(f"score_at_{p}_{m}" for p, m in LOOSER),
     "symbol_share",
+    "log_clauses",
+    "clauses_per_word",
 )
 
 
@@ -122,7 +125,18 @@ def verdict_features(
         float((weights * (near_closest > -0.1)).sum()),
         *(score_at(p, m) for p, m in LOOSER),
         sum(not ch.isalpha() and not ch.isspace() for ch in text) / max(len(text), 1),
+        math.log1p(len(clauses)),
+        len(clauses) / max(len(text.split()), 1),
     ]
+
+
+_SCORES = tuple(i for i, name in enumerate(FEATURES) if name == "score" or name.startswith("score_at_"))
+
+
+def covers_nothing(features: Sequence[float]) -> bool:
+    """Whether no key point is covered under the grader's matching nor any of the looser ones: such an answer is
+    incorrect whatever the regressions say ("Bananas are yellow." is short and one clause, like a terse answer)."""
+    return all(features[i] == 0 for i in _SCORES)
 
 
 @dataclass(frozen=True)
@@ -155,7 +169,9 @@ class VerdictHead:
         return logistic(self.at_least_partial), logistic(self.correct)
 
     def label(self, features: Sequence[float]) -> ShownLabel:
-        """The 3-way label for one answer's features."""
+        """The 3-way label for one answer's features; an answer that covers no point earns nothing."""
+        if covers_nothing(features):
+            return "incorrect"
         partial, correct = self.probabilities(features)
         return "correct" if correct >= self.cut_correct else "partial" if partial >= self.cut_partial else "incorrect"
 

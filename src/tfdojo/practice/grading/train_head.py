@@ -24,7 +24,7 @@ from tfdojo.practice.grading.agreement import LabelledAnswer, cohen_kappa, load_
 from tfdojo.practice.grading.embedder import default_embedder
 from tfdojo.practice.grading.evidence import collect_evidence
 from tfdojo.practice.grading.free_text import assess, head_features, lower, screen
-from tfdojo.practice.grading.head import FEATURES, WEIGHTS, VerdictHead
+from tfdojo.practice.grading.head import FEATURES, WEIGHTS, VerdictHead, covers_nothing
 
 ANSWERS = Path(__file__).parents[4] / "bench" / "data" / "grading_answers.toml"
 FOLDS = 7
@@ -101,6 +101,7 @@ def train(answers: Sequence[LabelledAnswer]) -> tuple[VerdictHead, dict]:
     questions = sorted({a.question for a in kept}, key=lambda q: hashlib.sha256(q.encode()).hexdigest())
     fold_of = {q: i % FOLDS for i, q in enumerate(questions)}
     folds = torch.tensor([fold_of[a.question] for a in kept])
+    empty = [covers_nothing(row) for row in rows]
     all_labels = labels + screened
 
     best: tuple[float, float, float, float, float] | None = None  # kappa, false pass, l2, cut_partial, cut_correct
@@ -114,9 +115,10 @@ def train(answers: Sequence[LabelledAnswer]) -> tuple[VerdictHead, dict]:
                 w = fit_logistic(z_train, y[train_rows], l2)
                 out[test_rows] = torch.sigmoid(z_test @ w[:-1] + w[-1])
         for cut_partial, cut_correct in itertools.product(CUTS, CUTS):
+            labelled = _labels(p_partial, p_correct, cut_partial, cut_correct)
             shown = [
-                lower(label, n)
-                for label, n in zip(_labels(p_partial, p_correct, cut_partial, cut_correct), errors, strict=True)
+                "incorrect" if nothing else lower(label, n)
+                for label, n, nothing in zip(labelled, errors, empty, strict=True)
             ] + ["incorrect"] * len(screened)
             kappa, false_pass = agreement(all_labels, shown)
             if false_pass <= MAX_FALSE_PASS and (best is None or kappa > best[0] + 1e-9):
