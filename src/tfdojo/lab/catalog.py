@@ -127,6 +127,35 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         ),
     ),
     Experiment(
+        name="pre-post-ln",
+        module="pre_post_ln",
+        claim="At init (the paper's Xavier init, no residual scaling) post-LN sends its last layer over 1.5x the "
+        "gradient pre-LN does, a gap that widens with depth (pre-LN's shrinks like 1/√L, Xiong et al. 2020); at a "
+        "high learning rate post-LN without warm-up stalls > 0.3 nats behind, warm-up rescues it, and pre-LN needs "
+        "none.",
+        method="Byte-level LayerNorm Transformers (d = 64) on Shakespeare: ‖∂L/∂W₂‖ of every block's FFN output "
+        "matrix at init for 6 and 12 layers; then 6 layers trained 300 Adam steps at lr 3e-3 (β₂ = 0.98) with no "
+        "warm-up and with 100 linear warm-up steps, pre-LN and post-LN; validation loss on a held-out play.",
+        questions=("pre-ln-versus-post-ln", "learning-rate-warmup-purpose", "warmup-cosine-schedule"),
+    ),
+    Experiment(
+        name="quantization",
+        module="quantization",
+        claim="On SmolLM2 (a Q4_1 GGUF) bf16, int8 and int4 weights all stay within 2% of fp32 perplexity on "
+        "held-out Shakespeare; an int8 KV cache is ≈ free (< 1%) while a per-token int4 KV cache costs over 2%.",
+        method="512 tokens of The Winter's Tale (a held-out play of tfdojo.train.corpus) fed 16 at a time "
+        "(the decoder's integer-kernel row count) through tfdojo.load(..., dtype=bfloat16 | quant='int8' | "
+        "'int4') and through int8 / int4 tfdojo.infer.quant_cache.QuantizedKVCache; greedy decode tokens/s "
+        "reported, not asserted (shared CPU).",
+        questions=(
+            "weight-only-quantization-decode",
+            "int8-quantize",
+            "serving-memory-70b-int4",
+            "bf16-vs-fp16-formats",
+        ),
+        weights="smollm2-135m-instruct",
+    ),
+    Experiment(
         name="linear-vs-softmax",
         module="linear_vs_softmax",
         claim="On associative recall, a one-layer model with softmax attention recalls every value as the number of "
@@ -151,6 +180,24 @@ EXPERIMENTS: tuple[Experiment, ...] = (
             "learned-absolute-positions-limits",
             "nope-no-positional-encoding",
             "sinusoidal-encoding-design",
+        ),
+    ),
+    Experiment(
+        name="isoflop",
+        module="isoflop",
+        claim="At toy scale an IsoFLOP sweep has Chinchilla's shape: at each fixed compute budget the held-out loss "
+        "has an interior minimum over model size, and the compute-optimal size grows with the budget (the tokens "
+        "per parameter it finds are reported beside the ~20 of Hoffmann et al., 2022, not asserted).",
+        method="Two-layer character models of width 4…16 (~0.9k–9.6k parameters) on 64-character Shakespeare "
+        "windows, 16 per step, each trained for the tokens a budget of 1e10 or 3e10 FLOPs buys (FLOPs per token "
+        "from tfdojo.calc.flops_per_token, attention included) with a cosine schedule ending at its last step; a "
+        "parabola of held-out loss against log10 N per budget gives N_opt.",
+        questions=(
+            "kaplan-vs-chinchilla-scaling-laws",
+            "chinchilla-optimal-size-for-1e24-flops",
+            "chinchilla-tokens-7b-and-overtraining",
+            "cluster-budget-compute-optimal-model",
+            "training-compute-6nd",
         ),
     ),
 )
