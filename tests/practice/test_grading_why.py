@@ -48,6 +48,22 @@ def test_why_names_the_sentence_behind_every_point_and_misconception():
     assert why["ungraded"] is None and why["language"] == "English"
 
 
+def test_why_says_how_the_label_was_reached():
+    """The cut-offs by default with another embedder; a given verdict head with its two probabilities."""
+    from tfdojo.practice.grading.head import FEATURES, VerdictHead
+
+    answer = "alpha beta gamma is here; omega psi chi is too."
+    by_cut_offs = grade_free_text(RUBRIC, answer, embedder=BagOfWords(), thresholds=STRICT).why()["decision"]
+    assert by_cut_offs == {"by": "cut-offs", "stated_errors": 1}
+    n = len(FEATURES)
+    sure = (0.0,) * n + (50.0,)  # bias 50: P = 1 - 2e-22 whatever the features
+    head = VerdictHead(FEATURES, (0.0,) * n, (1.0,) * n, sure, sure, 0.5, 0.5, "test")
+    grade = grade_free_text(RUBRIC, answer, embedder=BagOfWords(), thresholds=STRICT, head=head)
+    assert grade.why()["decision"] == {"by": "head", "stated_errors": 1, "p_at_least_partial": 1.0, "p_correct": 1.0}
+    assert grade.shown == "partial"  # correct by the head, one level lower for the stated misconception
+    assert grade_free_text(RUBRIC, " ", embedder=BagOfWords()).why()["decision"] is None
+
+
 def test_why_of_an_ungraded_answer_says_why():
     assert grade_free_text(RUBRIC, "  ", embedder=BagOfWords()).why()["ungraded"] == "empty"
 

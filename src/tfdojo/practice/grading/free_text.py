@@ -22,7 +22,7 @@ from tfdojo.infer.encoder import Encoder
 from tfdojo.practice.grading.embedder import Embedder, default_embedder
 from tfdojo.practice.grading.evidence import Evidence, collect_evidence, reference_embeddings
 from tfdojo.practice.grading.feedback import EMPTY_ANSWER, salad_feedback, write_feedback
-from tfdojo.practice.grading.grade import Grade, MisconceptionMatch, PointMatch, ShownLabel, Verdict
+from tfdojo.practice.grading.grade import Decision, Grade, MisconceptionMatch, PointMatch, ShownLabel, Verdict
 from tfdojo.practice.grading.head import Assessment, VerdictHead, default_head, verdict_features
 from tfdojo.practice.grading.language import NOT_ENGLISH, is_english
 from tfdojo.practice.grading.salad import salad_terms
@@ -176,8 +176,11 @@ def decide(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLDS, head
     if head is None:
         hopeful = a.score + sum(p.point.weight for p in a.uncertain) / evidence.rubric.total_weight
         shown, if_credited = level(a.score, errors, t), level(hopeful, errors, t)
+        decision = Decision("cut-offs", errors)
     else:
-        shown = lower(head.label(head_features(evidence, a, t)), errors, t)
+        features = head_features(evidence, a, t)
+        shown = lower(head.label(features), errors, t)
+        decision = Decision("head", errors, *head.probabilities(features))
         if_credited = lower(head.label(head_features(evidence, a, t, credit_uncertain=True)), errors, t)
     verdict: Verdict = shown if if_credited == shown else "uncertain"
     feedback = write_feedback(verdict, a.covered, a.missed, a.uncertain, a.misconceptions, a.contradicted)
@@ -191,6 +194,7 @@ def decide(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLDS, head
         feedback,
         shown=shown,
         contradicted=a.contradicted,
+        decision=decision,
     )
 
 

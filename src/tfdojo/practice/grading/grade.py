@@ -66,6 +66,27 @@ class MisconceptionMatch:
 
 
 @dataclass(frozen=True)
+class Decision:
+    """How the label was reached: by the verdict head (with its two probabilities) or by the score cut-offs, and how
+    many stated errors (misconceptions, contradicted points) lowered it."""
+
+    by: str  # "head" | "cut-offs"
+    errors: int = 0
+    p_at_least_partial: float | None = None
+    p_correct: float | None = None
+
+    def why(self) -> dict[str, Any]:
+        """As JSON-able data."""
+        probabilities = {}
+        if self.p_correct is not None and self.p_at_least_partial is not None:
+            probabilities = {
+                "p_at_least_partial": round(self.p_at_least_partial, 3),
+                "p_correct": round(self.p_correct, 3),
+            }
+        return {"by": self.by, "stated_errors": self.errors, **probabilities}
+
+
+@dataclass(frozen=True)
 class Grade:
     """The grade of one free-text answer against a rubric.
 
@@ -85,7 +106,8 @@ class Grade:
     ``why()`` is the evidence behind the grade as JSON-able data (``to_json()`` serialises it): for every key point
     its status, the sentence of the answer that matched it (or came closest) and the similarity, plus the wrong claim
     it was closer to when contradicted; every misconception stated, with its sentence and similarity; and the
-    reason an answer was not graded at all (``"empty"``, ``"keyword-salad"``, ``"not-english"``).
+    reason an answer was not graded at all (``"empty"``, ``"keyword-salad"``, ``"not-english"``); and how the label was
+    reached (``decision``: the verdict head with its probabilities, or the score cut-offs, and the stated errors).
     """
 
     verdict: Verdict
@@ -99,6 +121,7 @@ class Grade:
     keyword_salad: bool = False
     contradicted: tuple[PointMatch, ...] = ()
     not_english: bool = False
+    decision: Decision | None = None  # None when the answer was not graded (empty, salad, not English)
 
     @property
     def ungraded(self) -> str | None:
@@ -127,6 +150,7 @@ class Grade:
             "ungraded": self.ungraded,
             "points": [m.why(status) for status, matches in statuses for m in matches],
             "misconceptions": [m.why() for m in self.misconceptions],
+            "decision": self.decision.why() if self.decision else None,
             "feedback": self.feedback,
         }
 
