@@ -5,6 +5,7 @@
     ddp       every rank    replicated, gradients all-reduced       rank 0's copy
     fsdp      every rank    every parameter sharded (ZeRO-3)        gathered to full tensors
     tp        one           blocks split Megatron-style by heads    gathered to full tensors
+              (sequence_parallel: norms and residual stream split by positions too)
     fsdp_tp   mesh rows     TP inside a row, FSDP across rows       gathered to full tensors
     pp        one           consecutive blocks per rank             merged from every stage
 
