@@ -1,6 +1,7 @@
 """Apply the training-time transformations to a single-device model, in torchtitan's order:
 
     1. tensor parallel (DTensor ``parallelize_module``)      -- changes what each rank's weights are
+       (+ sequence parallel: norms and residuals on T/t positions per rank)
     2. activation checkpointing (per block)                 -- wraps blocks, so after TP rewrote them
     3. torch.compile (per block)                            -- compiles what will actually run
     4. FSDP2 ``fully_shard`` (per block, then the root)     -- shards last, over the final modules
