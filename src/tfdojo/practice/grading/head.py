@@ -55,6 +55,20 @@ FEATURES: tuple[str, ...] = (
     "log_clauses",
     "clauses_per_word",
 )
+# The sign each weight is held to in training: more coverage never lowers P(correct) or P(at least partial), a stated
+# or nearly stated error never raises them (0: free). Unconstrained, the fit on 315 answers put weight on collinear
+# numbers in both directions.
+SIGNS: dict[str, int] = {
+    **{name: 1 for name in FEATURES if name.startswith(("score", "coverage_at_"))},
+    "soft_coverage": 1,
+    "best_point": 1,
+    "near_closest_share": 1,
+    **{name: -1 for name in FEATURES if name.startswith("misconception")},
+    "misconceptions": -1,
+    "contradicted": -1,
+    "contrast_margin": -1,
+    "uncertain_share": -1,
+}
 
 
 @dataclass(frozen=True)

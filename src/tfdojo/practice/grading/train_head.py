@@ -24,7 +24,7 @@ from tfdojo.practice.grading.agreement import LabelledAnswer, cohen_kappa, load_
 from tfdojo.practice.grading.embedder import default_embedder
 from tfdojo.practice.grading.evidence import collect_evidence
 from tfdojo.practice.grading.free_text import assess, head_features, lower, screen
-from tfdojo.practice.grading.head import FEATURES, WEIGHTS, VerdictHead, covers_nothing
+from tfdojo.practice.grading.head import FEATURES, SIGNS, WEIGHTS, VerdictHead, covers_nothing
 
 ANSWERS = Path(__file__).parents[4] / "bench" / "data" / "grading_answers.toml"
 FOLDS = 7
@@ -56,20 +56,29 @@ def calibration_features(
     return rows, kept, screened, errors
 
 
-def fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float) -> torch.Tensor:
-    """Weights then bias of an L2-regularised logistic regression on standardised features (float64, L-BFGS)."""
-    w = torch.zeros(x.shape[1] + 1, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w], max_iter=500, tolerance_grad=1e-10, line_search_fn="strong_wolfe")
+def fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float, signs: Sequence[int] | None = None) -> torch.Tensor:
+    """Weights then bias of an L2-regularised logistic regression on standardised features (float64, L-BFGS).
+
+    ``signs`` (+1, -1 or 0 per feature) holds a weight to that sign: it is fit as sign * softplus(v).
+    """
+    sign = torch.tensor(signs if signs is not None else [0] * x.shape[1], dtype=torch.float64)
+    v = torch.zeros(x.shape[1] + 1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([v], max_iter=500, tolerance_grad=1e-10, line_search_fn="strong_wolfe")
+
+    def weights() -> torch.Tensor:
+        held = sign * torch.nn.functional.softplus(v[:-1])
+        return torch.cat([torch.where(sign == 0, v[:-1], held), v[-1:]])
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
+        w = weights()
         logits = x @ w[:-1] + w[-1]  # (N,)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y) + l2 * (w[:-1] ** 2).sum()
         loss.backward()
         return loss
 
     opt.step(closure)
-    return w.detach()
+    return weights().detach()
 
 
 def _standardise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,6 +111,7 @@ def train(answers: Sequence[LabelledAnswer]) -> tuple[VerdictHead, dict]:
     fold_of = {q: i % FOLDS for i, q in enumerate(questions)}
     folds = torch.tensor([fold_of[a.question] for a in kept])
     empty = [covers_nothing(row) for row in rows]
+    signs = [SIGNS.get(name, 0) for name in FEATURES]
     all_labels = labels + screened
 
     best: tuple[float, float, float, float, float] | None = None  # kappa, false pass, l2, cut_partial, cut_correct
@@ -112,7 +122,7 @@ def train(answers: Sequence[LabelledAnswer]) -> tuple[VerdictHead, dict]:
             mean, scale = _standardise(x[train_rows])
             z_train, z_test = (x[train_rows] - mean) / scale, (x[test_rows] - mean) / scale
             for y, out in ((y_partial, p_partial), (y_correct, p_correct)):
-                w = fit_logistic(z_train, y[train_rows], l2)
+                w = fit_logistic(z_train, y[train_rows], l2, signs)
                 out[test_rows] = torch.sigmoid(z_test @ w[:-1] + w[-1])
         for cut_partial, cut_correct in itertools.product(CUTS, CUTS):
             labelled = _labels(p_partial, p_correct, cut_partial, cut_correct)
@@ -132,8 +142,8 @@ def train(answers: Sequence[LabelledAnswer]) -> tuple[VerdictHead, dict]:
         features=FEATURES,
         mean=tuple(round(v, 6) for v in mean.tolist()),
         scale=tuple(round(v, 6) for v in scale.tolist()),
-        at_least_partial=tuple(round(v, 6) for v in fit_logistic(z, y_partial, l2).tolist()),
-        correct=tuple(round(v, 6) for v in fit_logistic(z, y_correct, l2).tolist()),
+        at_least_partial=tuple(round(v, 6) for v in fit_logistic(z, y_partial, l2, signs).tolist()),
+        correct=tuple(round(v, 6) for v in fit_logistic(z, y_correct, l2, signs).tolist()),
         cut_partial=cut_partial,
         cut_correct=cut_correct,
         trained_on=f"calibration half of grading_answers.toml: {len(answers)} answers, {len(questions)} questions",
