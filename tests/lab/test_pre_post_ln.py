@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from tfdojo.lab import pre_post_ln
+from tfdojo.loading import one_thread
 from tfdojo.train.init import init_weights
 
 
@@ -24,13 +25,11 @@ def test_post_ln_needs_warmup_and_pre_ln_does_not(tmp_path: Path) -> None:
 def test_gpt2_residual_scaling_hides_the_gradient_gap() -> None:
     s = pre_post_ln.QUICK
     x = pre_post_ln.sample(pre_post_ln.byte_tensors()[0], s.batch, s.seq_len, torch.Generator().manual_seed(0))
-    grads = {}
-    for init_name, init in (
-        ("xavier", pre_post_ln.xavier_init),
-        ("gpt2", lambda m: init_weights(m, m.config.n_layers)),
-    ):
-        grads[init_name] = {
-            f"{lay} L={n}": pre_post_ln.init_gradients(lay, n, s, x, init) for n in (6, 12) for lay in ("pre", "post")
+    with one_thread():
+        grads = {
+            f"{lay} L={n}": pre_post_ln.init_gradients(lay, n, s, x, lambda m: init_weights(m, m.config.n_layers))
+            for n in (6, 12)
+            for lay in ("pre", "post")
         }
-    assert all(pre_post_ln.gradient_checks(grads["xavier"], 6).values())
-    assert not any(pre_post_ln.gradient_checks(grads["gpt2"], 6).values())
+    assert not any(pre_post_ln.gradient_checks(grads, 6).values())  # the Xavier arm holds in the test above
+    assert max(grads["post L=12"]) < 0.1 * min(grads["pre L=12"])  # sub-layers scaled to ~0: post-LN gets ~nothing

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from tfdojo.lab.figures import figure
 from tfdojo.lab.result import Finding
+from tfdojo.loading import one_thread
 from tfdojo.models.variants import VariantConfig, VariantLM
 from tfdojo.train.corpus import shakespeare
 
@@ -139,8 +140,9 @@ def run(out: Path, *, quick: bool = False, init: Callable[[nn.Module], nn.Module
     data = byte_tensors()
     x = sample(data[0], s.batch, s.seq_len, torch.Generator().manual_seed(0))
     depths = (s.n_layers, 2 * s.n_layers)
-    grads = {f"{lay} L={n}": init_gradients(lay, n, s, x, init) for n in depths for lay in LAYOUTS}
-    runs = {f"{lay}, warm-up {w}": train(lay, w, s, data) for lay in LAYOUTS for w in (0, s.warmup)}
+    with one_thread():  # tiny matrices: a second thread only adds synchronisation (and stalls on a busy machine)
+        grads = {f"{lay} L={n}": init_gradients(lay, n, s, x, init) for n in depths for lay in LAYOUTS}
+        runs = {f"{lay}, warm-up {w}": train(lay, w, s, data) for lay in LAYOUTS for w in (0, s.warmup)}
     val = {name: r["val_loss"] for name, r in runs.items()}
     pre, pre_warm = val["pre, warm-up 0"], val[f"pre, warm-up {s.warmup}"]
     post, post_warm = val["post, warm-up 0"], val[f"post, warm-up {s.warmup}"]
