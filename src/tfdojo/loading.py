@@ -20,7 +20,8 @@ def one_thread() -> Iterator[None]:
     Building a model from a file is a few memory-bound passes over each tensor (dequantize, reorder, fuse). On a
     machine whose cores are shared, each multi-threaded pass can wait a scheduler time slice for its second thread:
     loading SmolLM2 took 2.3 s on one thread and 6.8 s on two (2 cores, load average 7). On an idle machine one
-    thread costs at most the second thread's share of memory bandwidth, about a second here.
+    thread costs at most the second thread's share of memory bandwidth, about a second here. The lab's tiny models
+    train in it too: their matrices are too small to split, and at load 15 a second thread made each step 6-20x slower.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -3,8 +3,7 @@ AdamW with decay on matrices only, warmup + cosine, gradient clipping) over any 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -12,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tfdojo.errors import ConfigError
+from tfdojo.loading import one_thread
 from tfdojo.models.variants import VariantConfig, VariantLM
 from tfdojo.train.config import OptimConfig, ScheduleConfig
 from tfdojo.train.corpus import shakespeare
@@ -33,18 +33,6 @@ class Recipe:
     warmup: int = 20
     weight_decay: float = 0.1
     seed: int = 0
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread, then restore: a tiny model's matmuls are too small to split, and on a
-    loaded machine a second thread spin-waits (measured at load 15 on 2 cores: 6-20x slower per step)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def train(config: VariantConfig, batches: Batches, recipe: Recipe) -> VariantLM:
