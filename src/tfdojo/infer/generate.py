@@ -22,8 +22,7 @@ from tfdojo.errors import ConfigError, ContextLengthError
 from tfdojo.infer.cache import CacheFactory, StaticKVCache
 from tfdojo.infer.metrics import GenerationMetrics
 from tfdojo.infer.sampling import SamplingConfig, sample
-from tfdojo.infer.sink_cache import SinkKVCache
-from tfdojo.nn.kv import KVCache
+from tfdojo.nn.kv import KVCache, RaggedKVCache
 
 Prompt = str | Sequence[int]
 
@@ -238,7 +237,7 @@ def generate(
     if prompt_mask is not None:  # the mask over cache positions grows by one column of ones per step
         full_mask = torch.ones(batch, width + max_new_tokens, dtype=torch.long)
         full_mask[:, :width] = prompt_mask
-    own_rows = prompt_mask is not None and isinstance(cache, SinkKVCache)  # its rows evict at their own pace
+    own_rows = prompt_mask is not None and isinstance(cache, RaggedKVCache)  # e.g. sinks: rows evict apart
     if own_rows:
         cache.drop_left(width - prompt_lens)  # it keeps no padding; its key_mask and positions say where rows are
 
