@@ -97,7 +97,7 @@ CompileOpt = Annotated[
     bool,
     typer.Option(
         "--compile/--no-compile",
-        help="With --quant: compile the decode step (slow to compile, experimental: tokens may differ from eager).",
+        help="With --quant: compile the decode step (minutes to compile; may differ from eager only at bf16 ties).",
     ),
 ]
 MaxNewOpt = Annotated[int, typer.Option("--max-new-tokens", "-n", min=1, help="Most tokens to generate.")]
