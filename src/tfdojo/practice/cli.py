@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tfdojo.errors import AnswerParseError, BankError, JudgeError, ProgressError
+from tfdojo.lab.links import LAB_DIR
 from tfdojo.practice.counters import QuestionState, count, daily_history, question_states
 from tfdojo.practice.grading.judge import JudgeConfig, SecondOpinion, wants_judge
 from tfdojo.practice.history import shown_label
@@ -63,6 +64,10 @@ JudgeModelOpt = Annotated[
     str | None, typer.Option("--judge-model", help="The judge's model (default: the first it lists).")
 ]
 JudgeTimeoutOpt = Annotated[float, typer.Option("--judge-timeout", min=0.1, help="Seconds to wait for the judge.")]
+LabDirOpt = Annotated[
+    Path,
+    typer.Option("--lab-dir", file_okay=False, help="Where `tfdojo lab run` left its figures (default ./lab-results)."),
+]
 
 
 @contextmanager
@@ -129,6 +134,7 @@ def drill(
     judge: JudgeOpt = None,
     judge_model: JudgeModelOpt = None,
     judge_timeout: JudgeTimeoutOpt = 60.0,
+    lab_dir: LabDirOpt = LAB_DIR,
     data_dir_: DataDirOpt = None,
     bank_dir: BankOpt = None,
 ) -> None:
@@ -162,7 +168,7 @@ def drill(
                     out.print("[dim]a new drill: the interrupted drill is left (tfdojo drill --resume continued it)[/]")
                 session = DrillSession(store, filters)
                 session.plan(questions)
-            _run_drill(session, questions, bank, folder / "work", timer, second)
+            _run_drill(session, questions, bank, folder / "work", timer, second, lab_dir)
 
 
 def _run_drill(
@@ -172,6 +178,7 @@ def _run_drill(
     work: Path,
     timer: bool,
     judge: SecondOpinion | None = None,
+    lab_dir: Path = LAB_DIR,
 ) -> None:
     """Ask the questions in turn, then the summary; an interrupted drill stays open for --resume."""
     grill_ids = [q.id for q in bank.grill]
@@ -183,7 +190,7 @@ def _run_drill(
         out.print(f"[dim]second opinion from {escape(judge.config.base)}: shown beside the grade, never in it[/]")
     try:
         for index, question in enumerate(questions, 1):
-            skipped += not _drill_one(session, reader, question, index, len(questions), work, timer, judge)
+            skipped += not _drill_one(session, reader, question, index, len(questions), work, timer, judge, lab_dir)
             done += 1
             session.asked(done)
         session.finish()
@@ -206,6 +213,7 @@ def _drill_one(
     work: Path,
     timer: bool,
     judge: SecondOpinion | None = None,
+    lab_dir: Path = LAB_DIR,
 ) -> bool:
     """Ask one question until it is answered (True) or skipped (False); an unreadable answer is asked for again."""
     work_copy = starter_copy(question, work)[1] if question.type == "coding" else None
@@ -248,7 +256,7 @@ def _drill_one(
             err.print(f"[yellow]{e}[/] — try again", highlight=False)
             draft = reply.text if multiline else ""  # a long answer comes back to be shortened or fixed
             continue
-        show_result(submission)
+        show_result(submission, lab_dir)
         if judge is not None and reply.command != IDK and wants_judge(question):
             _second_opinion(session, judge, submission)
         _ask_override(session, reader, submission)
