@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markdown import Markdown
@@ -90,6 +91,8 @@ def show_why(outcome: Outcome | None) -> None:
         out.print(table)
         if why.get("ungraded"):
             out.print(f"[yellow]not graded: {why['ungraded']}[/]")
+        if why.get("decision"):
+            out.print(decision_line(why["decision"]), highlight=False)
     elif "tests" in why:
         for t in why["tests"]:
             message = f": {t['message']}" if t["message"] else ""
@@ -101,6 +104,19 @@ def show_why(outcome: Outcome | None) -> None:
         out.print(why["derivation"], highlight=False)
     else:
         out.print(why, highlight=False)
+
+
+def decision_line(decision: dict[str, Any]) -> str:
+    """How the label was reached (``Grade.why()["decision"]``): by the verdict head with its two probabilities, or
+    by the score cut-offs, and how many stated errors (misconceptions, contradicted points) lowered it."""
+    how = "decided by the score cut-offs"
+    if decision["by"] == "head":
+        how = "decided by the verdict head"
+        if "p_correct" in decision:
+            how += f": P(at least partial) {decision['p_at_least_partial']:.2f}, P(correct) {decision['p_correct']:.2f}"
+    errors = decision["stated_errors"]
+    lowered = f"{errors} stated error{'s' if errors != 1 else ''} lowered the label" if errors else "no stated errors"
+    return f"{how} · {lowered}"
 
 
 def show_summary(submissions: list[Submission], skipped: int, before: Counters, after: Counters) -> None:
