@@ -426,7 +426,7 @@ def history(
     """Past attempts, newest first: when, question, label, score, time and what you answered."""
     with _errors():
         from tfdojo.practice.history import as_json as attempt_json
-        from tfdojo.practice.history import select
+        from tfdojo.practice.history import opinion_text, select
 
         bank = _bank(bank_dir)
         sections = _check_choices(section, tuple(SECTIONS), "--section")
@@ -438,9 +438,11 @@ def history(
         if not chosen:
             out.print("no attempts yet with these filters")
             return
-        full = bool(question)  # one question asked for: show whole answers
+        full = bool(question)  # one question asked for: show whole answers (and the judge's reasons)
+        judged = any(a.second_opinion for a in chosen)  # a --judge opinion: one more column, beside the grade
         table = Table(title=f"{len(chosen)} attempts, newest first", show_lines=full)
-        for column in ("when", "question", "verdict", "score", "time", "answer"):
+        columns = ["when", "question", "verdict", "score", "time", "answer"] + (["second opinion"] if judged else [])
+        for column in columns:
             table.add_column(column, overflow="fold")
         for a in chosen:
             answer = a.answer if full else a.answer.replace("\n", " ")[:60]
@@ -451,6 +453,7 @@ def history(
                 f"{a.score:.2f}",
                 clock(a.seconds),
                 Text(answer),
+                *([Text(opinion_text(a, full))] if judged else []),
             )
         out.print(table)
 

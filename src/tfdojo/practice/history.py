@@ -17,6 +17,15 @@ def shown_label(attempt: Attempt) -> str:
     return effective_verdict(verdict, attempt.override)
 
 
+def opinion_text(attempt: Attempt, full: bool) -> str:
+    """The outside judge's second opinion (``--judge``) as a table cell: its verdict, with ``full`` also its reason
+    and model; "" when the attempt has none."""
+    opinion = attempt.second_opinion
+    if not opinion:
+        return ""
+    return f"{opinion['verdict']} — {opinion['reason']} ({opinion['model']})" if full else opinion["verdict"]
+
+
 def select(
     attempts: Iterable[Attempt], bank: Bank, question_ids: Iterable[str] = (), sections: Iterable[str] = ()
 ) -> list[Attempt]:
