@@ -70,6 +70,7 @@ class Evidence:
     misconception_alias: Tensor  # (C, M) bool
     point_negated: tuple[bool, ...]  # a key point may itself be a negative claim ("uses no causal mask")
     misconception_negated: tuple[bool, ...]
+    answer: str = ""  # the answer as written (the cross stage reads its sentences)
 
 
 def candidate_clauses(answer: str) -> tuple[tuple[Clause, ...], tuple[tuple[int, ...], ...]]:
@@ -165,4 +166,5 @@ def collect_evidence(rubric: Rubric, answer: str, embedder: Embedder) -> Evidenc
         misconception_alias=_alias_matrix(candidates, [m.aliases for m in rubric.misconceptions]),
         point_negated=tuple(states_negative(p.text) for p in rubric.key_points),
         misconception_negated=tuple(states_negative(m.text) for m in rubric.misconceptions),
+        answer=answer,
     )

@@ -9,6 +9,8 @@
            -> verdict: the verdict head (``head.py``, a logistic model over the evidence) when it is built and the
               embedder is the bundled MiniLM, else the score cut-offs; then one level lower per stated error
               (misconception or contradicted point), two when there are several
+    cross stage (when the cross-encoder is built): it reads each key point with the sentences near it and
+           re-decides covered / contradicted points (``cross_stage.py``); its own head adds four numbers
 
 The thresholds were tuned on half of the calibration questions of ``bench/data/grading_answers.toml``, the head on
 the calibration half (docs/grading.md).
@@ -19,11 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from tfdojo.infer.encoder import Encoder
+from tfdojo.practice.grading.cross_encoder import CrossEncoder, default_cross_encoder
+from tfdojo.practice.grading.cross_stage import DEFAULT_CROSS, CrossThresholds, cross_features, read_answer, reassess
 from tfdojo.practice.grading.embedder import Embedder, default_embedder
 from tfdojo.practice.grading.evidence import Evidence, collect_evidence, reference_embeddings
 from tfdojo.practice.grading.feedback import EMPTY_ANSWER, salad_feedback, write_feedback
 from tfdojo.practice.grading.grade import Decision, Grade, MisconceptionMatch, PointMatch, ShownLabel, Verdict
-from tfdojo.practice.grading.head import Assessment, VerdictHead, default_head, verdict_features
+from tfdojo.practice.grading.head import Assessment, VerdictHead, default_cross_head, default_head, verdict_features
 from tfdojo.practice.grading.language import NOT_ENGLISH, is_english
 from tfdojo.practice.grading.salad import salad_terms
 from tfdojo.practice.grading.words import content_stems
@@ -164,24 +168,36 @@ def head_features(
     )
 
 
-def decide(evidence: Evidence, thresholds: Thresholds = DEFAULT_THRESHOLDS, head: VerdictHead | None = None) -> Grade:
+def decide(
+    evidence: Evidence,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    head: VerdictHead | None = None,
+    cross: CrossEncoder | None = None,
+    cross_thresholds: CrossThresholds = DEFAULT_CROSS,
+) -> Grade:
     """The grade that the evidence earns: from the verdict head when one is given, else from the score cut-offs;
-    either way lowered for stated errors (``lower``).
+    either way lowered for stated errors (``lower``). With ``cross``, the cross-encoder re-decides the points first
+    and its numbers join the head's (``head`` must then be the cross stage's head).
 
     The verdict is "uncertain" when crediting the points that only a negated clause supports would change it.
     """
     t = thresholds
     a = assess(evidence, t)
+    extra, pairs = [], None
+    if cross is not None:
+        reading = read_answer(evidence, evidence.answer, cross, cross_thresholds)
+        a, extra, pairs = reassess(a, reading, evidence), cross_features(reading, evidence), reading.pairs
     errors = len(a.misconceptions) + len(a.contradicted)
     if head is None:
         hopeful = a.score + sum(p.point.weight for p in a.uncertain) / evidence.rubric.total_weight
         shown, if_credited = level(a.score, errors, t), level(hopeful, errors, t)
-        decision = Decision("cut-offs", errors)
+        decision = Decision("cut-offs", errors, cross_pairs=pairs)
     else:
-        features = head_features(evidence, a, t)
+        features = head_features(evidence, a, t) + extra
         shown = lower(head.label(features), errors, t)
-        decision = Decision("head", errors, *head.probabilities(features))
-        if_credited = lower(head.label(head_features(evidence, a, t, credit_uncertain=True)), errors, t)
+        decision = Decision("head", errors, *head.probabilities(features), cross_pairs=pairs)
+        credited = head_features(evidence, a, t, credit_uncertain=True) + extra
+        if_credited = lower(head.label(credited), errors, t)
     verdict: Verdict = shown if if_credited == shown else "uncertain"
     feedback = write_feedback(verdict, a.covered, a.missed, a.uncertain, a.misconceptions, a.contradicted)
     return Grade(
@@ -229,6 +245,7 @@ def grade_free_text(
     embedder: Embedder | None = None,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     head: VerdictHead | None | bool = True,
+    cross: CrossEncoder | None | bool = True,
 ) -> Grade:
     """Grade a free-text answer, written in English, against a rubric (MiniLM clause matching with a negation guard
     and contrastive key points, then the verdict head).
@@ -240,11 +257,21 @@ def grade_free_text(
     ``embedder`` defaults to the bundled all-MiniLM-L6-v2, loaded once per process on first use. An empty answer
     and a keyword list without claims are graded incorrect before any model call. ``head``: True (the default)
     uses the shipped verdict head (trained on MiniLM's similarities) unless ``embedder`` is not an ``Encoder``;
-    False or None decides with the score cut-offs of ``thresholds``.
+    False or None decides with the score cut-offs of ``thresholds``. ``cross``: True (the default) adds the cross
+    stage (the shipped cross-encoder and its head, about 0.1-0.5 s more per answer) when both are built, the embedder is
+    the bundled MiniLM and ``head`` is True; False or None is the fast path alone; a ``CrossEncoder`` is used with
+    the given head (or the cut-offs).
     """
     screened = screen(rubric, answer)
     if screened is not None:
         return screened
+    bundled = embedder is None or isinstance(embedder, Encoder)
+    if cross is True:
+        cross_head = default_cross_head() if bundled and head is True else None
+        cross = default_cross_encoder() if cross_head is not None else None
+        if cross is not None:
+            head = cross_head
     if head is True:
-        head = default_head() if embedder is None or isinstance(embedder, Encoder) else None
-    return decide(collect_evidence(rubric, answer, embedder or default_embedder()), thresholds, head or None)
+        head = default_head() if bundled else None
+    evidence = collect_evidence(rubric, answer, embedder or default_embedder())
+    return decide(evidence, thresholds, head or None, cross or None)

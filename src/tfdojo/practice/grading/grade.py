@@ -19,7 +19,9 @@ class PointMatch:
     ``by_alias`` is True when one of the point's aliases occurs in the clause; ``similarity`` is the cosine
     similarity of the clause and the point's text either way. For a *contradicted* point, ``contrast`` is the wrong
     claim the clause was closer to (the point with two terms exchanged, or a wrong claim the rubric lists) and
-    ``contrast_similarity`` its similarity to the clause.
+    ``contrast_similarity`` its similarity to the clause. ``cross`` is set when the cross-encoder decided the status
+    (``cross_stage.py``): its probability that ``clause`` (then a whole sentence) states the point (covered) or
+    contradicts it (contradicted).
     """
 
     point: KeyPoint
@@ -28,6 +30,7 @@ class PointMatch:
     by_alias: bool = False
     contrast: str | None = None
     contrast_similarity: float | None = None
+    cross: float | None = None
 
     def why(self, status: str) -> dict[str, Any]:
         """This match as JSON-able data, with the status (covered, missed, uncertain, contradicted) it was given."""
@@ -42,6 +45,9 @@ class PointMatch:
         if self.contrast is not None:
             out["contrast"] = self.contrast
             out["contrast_similarity"] = round(self.contrast_similarity or 0.0, 3)
+        if self.cross is not None:
+            out["decided_by"] = "cross-encoder"
+            out["cross_probability"] = round(self.cross, 3)
         return out
 
 
@@ -67,13 +73,15 @@ class MisconceptionMatch:
 
 @dataclass(frozen=True)
 class Decision:
-    """How the label was reached: by the verdict head (with its two probabilities) or by the score cut-offs, and how
-    many stated errors (misconceptions, contradicted points) lowered it."""
+    """How the label was reached: by the verdict head (with its two probabilities) or by the score cut-offs, how
+    many stated errors (misconceptions, contradicted points) lowered it, and whether the cross-encoder read the answer
+    (the number of pairs it read; the head is then the one fit with its numbers)."""
 
     by: str  # "head" | "cut-offs"
     errors: int = 0
     p_at_least_partial: float | None = None
     p_correct: float | None = None
+    cross_pairs: int | None = None  # (key point, sentence) pairs the cross-encoder read; None: it did not run
 
     def why(self) -> dict[str, Any]:
         """As JSON-able data."""
@@ -83,7 +91,8 @@ class Decision:
                 "p_at_least_partial": round(self.p_at_least_partial, 3),
                 "p_correct": round(self.p_correct, 3),
             }
-        return {"by": self.by, "stated_errors": self.errors, **probabilities}
+        cross = {} if self.cross_pairs is None else {"cross_encoder_pairs": self.cross_pairs}
+        return {"by": self.by, "stated_errors": self.errors, **probabilities, **cross}
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from tfdojo.practice.grading.evidence import Evidence
 from tfdojo.practice.grading.grade import MisconceptionMatch, PointMatch, ShownLabel
 
 WEIGHTS = Path(__file__).with_name("head.json")
+CROSS_WEIGHTS = Path(__file__).with_name("head_cross.json")  # the head over FEATURES + the cross stage's numbers
 # (point, margin) of the looser matchings whose covered share is a feature.
 LOOSER: tuple[tuple[float, float], ...] = ((0.30, 0.1), (0.30, 0.2), (0.46, 0.1), (0.38, 0.2))
 FEATURES: tuple[str, ...] = (
@@ -55,6 +56,8 @@ FEATURES: tuple[str, ...] = (
     "log_clauses",
     "clauses_per_word",
 )
+# The cross stage's numbers (``cross_stage.cross_features``), appended to FEATURES in the cross stage's head.
+CROSS_FEATURES: tuple[str, ...] = ("cross_coverage", "cross_stated_share", "cross_contradiction", "cross_contradicted")
 # The sign each weight is held to in training: more coverage never lowers P(correct) or P(at least partial), a stated
 # or nearly stated error never raises them (0: free). Unconstrained, the fit on 315 answers put weight on collinear
 # numbers in both directions.
@@ -68,6 +71,10 @@ SIGNS: dict[str, int] = {
     "contradicted": -1,
     "contrast_margin": -1,
     "uncertain_share": -1,
+    "cross_coverage": 1,
+    "cross_stated_share": 1,
+    "cross_contradiction": -1,
+    "cross_contradicted": -1,
 }
 
 
@@ -194,11 +201,11 @@ class VerdictHead:
         path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, path: Path = WEIGHTS) -> VerdictHead:
+    def load(cls, path: Path = WEIGHTS, features: tuple[str, ...] = FEATURES) -> VerdictHead:
         """Read a head written by ``save``; it must be over the features this version computes."""
         data = json.loads(path.read_text(encoding="utf-8"))
         head = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-        if head.features != FEATURES:
+        if head.features != features:
             raise ValueError(f"{path} was trained on other features; rebuild it (python -m {__package__}.train_head)")
         return head
 
@@ -207,3 +214,9 @@ class VerdictHead:
 def default_head() -> VerdictHead | None:
     """The shipped head (``head.json``), or None when it is not built (the grader then uses the score cut-offs)."""
     return VerdictHead.load() if WEIGHTS.exists() else None
+
+
+@cache
+def default_cross_head() -> VerdictHead | None:
+    """The shipped head of the cross stage (``head_cross.json``), or None when it is not built."""
+    return VerdictHead.load(CROSS_WEIGHTS, FEATURES + CROSS_FEATURES) if CROSS_WEIGHTS.exists() else None

@@ -1,6 +1,7 @@
 """Fit the verdict head (``head.py``) on the calibration half of the labelled answers, never the held-out half.
 
-    .venv/bin/python -m tfdojo.practice.grading.train_head     # writes head.json beside this file (about a minute)
+    .venv/bin/python -m tfdojo.practice.grading.train_head          # writes head.json beside this file (a minute)
+    .venv/bin/python -m tfdojo.practice.grading.train_head --cross  # head_cross.json: the cross stage's head
 
 Each calibration answer is graded by the fast path (one MiniLM pass) and turned into ``head.FEATURES``. Two
 L2-regularised logistic regressions, P(label >= partial) and P(label = correct), are fit by L-BFGS in float64 from
@@ -8,6 +9,11 @@ zero (deterministic). The L2 strength and the two probability cut-offs are chose
 (7 folds of the 21 calibration questions): the best Cohen's kappa of the shown label (the head's label lowered for
 stated errors, as the grader does) among the settings whose out-of-fold false passes (incorrect answers shown
 correct) are at most 2 %, the issue's bound. The final head is fit on every calibration answer.
+
+``--cross`` fits the cross stage's head: each answer is read by the shipped cross-encoder too (``cross_stage.py``),
+whose decisions re-decide the points and whose four numbers (``head.CROSS_FEATURES``) join the others. The
+cross-encoder was not trained on the calibration questions (``pairs.py``), so its numbers here are as it gives them
+on unseen questions.
 """
 
 from __future__ import annotations
@@ -21,10 +27,20 @@ from pathlib import Path
 import torch
 
 from tfdojo.practice.grading.agreement import LabelledAnswer, cohen_kappa, load_labelled_answers, split_halves
+from tfdojo.practice.grading.cross_encoder import CrossEncoder, default_cross_encoder
+from tfdojo.practice.grading.cross_stage import cross_features, read_answer, reassess
 from tfdojo.practice.grading.embedder import default_embedder
 from tfdojo.practice.grading.evidence import collect_evidence
 from tfdojo.practice.grading.free_text import assess, head_features, lower, screen
-from tfdojo.practice.grading.head import FEATURES, SIGNS, WEIGHTS, VerdictHead, covers_nothing
+from tfdojo.practice.grading.head import (
+    CROSS_FEATURES,
+    CROSS_WEIGHTS,
+    FEATURES,
+    SIGNS,
+    WEIGHTS,
+    VerdictHead,
+    covers_nothing,
+)
 
 ANSWERS = Path(__file__).parents[4] / "bench" / "data" / "grading_answers.toml"
 FOLDS = 7
@@ -34,11 +50,12 @@ MAX_FALSE_PASS = 0.02
 
 
 def calibration_features(
-    answers: Sequence[LabelledAnswer],
+    answers: Sequence[LabelledAnswer], cross: CrossEncoder | None = None
 ) -> tuple[list[list[float]], list[LabelledAnswer], list[str], list[int]]:
     """Features of the answers the grader reads (not screened out), those answers, the labels of the answers
     screened out (empty, not English, keyword salad: shown incorrect, and counted in kappa as such), and the stated
-    errors of each answer read (they lower the head's label, as in ``free_text.decide``)."""
+    errors of each answer read (they lower the head's label, as in ``free_text.decide``). With ``cross``, the cross
+    stage's decisions and numbers too."""
     from tfdojo.practice import load_bank
 
     bank, embedder = load_bank(), default_embedder()
@@ -49,8 +66,11 @@ def calibration_features(
             screened.append(a.label)
             continue
         evidence = collect_evidence(rubric, a.text, embedder)
-        assessment = assess(evidence)
-        rows.append(head_features(evidence, assessment))
+        assessment, extra = assess(evidence), []
+        if cross is not None:
+            reading = read_answer(evidence, a.text, cross)
+            assessment, extra = reassess(assessment, reading, evidence), cross_features(reading, evidence)
+        rows.append(head_features(evidence, assessment) + extra)
         errors.append(len(assessment.misconceptions) + len(assessment.contradicted))
         kept.append(a)
     return rows, kept, screened, errors
@@ -100,9 +120,11 @@ def agreement(labels: Sequence[str], shown: Sequence[str]) -> tuple[float, float
     return cohen_kappa(labels, shown), sum(s == "correct" for s in wrong) / max(len(wrong), 1)
 
 
-def train(answers: Sequence[LabelledAnswer]) -> tuple[VerdictHead, dict]:
-    """The head fit on ``answers`` (the calibration half) and its cross-validated figures."""
-    rows, kept, screened, errors = calibration_features(answers)
+def train(answers: Sequence[LabelledAnswer], cross: CrossEncoder | None = None) -> tuple[VerdictHead, dict]:
+    """The head fit on ``answers`` (the calibration half) and its cross-validated figures; over the cross stage's
+    numbers too when ``cross`` is given."""
+    names = FEATURES + (CROSS_FEATURES if cross is not None else ())
+    rows, kept, screened, errors = calibration_features(answers, cross)
     x = torch.tensor(rows, dtype=torch.float64)  # (N, F)
     labels = [a.label for a in kept]
     y_partial = torch.tensor([lab != "incorrect" for lab in labels], dtype=torch.float64)
@@ -111,7 +133,7 @@ def train(answers: Sequence[LabelledAnswer]) -> tuple[VerdictHead, dict]:
     fold_of = {q: i % FOLDS for i, q in enumerate(questions)}
     folds = torch.tensor([fold_of[a.question] for a in kept])
     empty = [covers_nothing(row) for row in rows]
-    signs = [SIGNS.get(name, 0) for name in FEATURES]
+    signs = [SIGNS.get(name, 0) for name in names]
     all_labels = labels + screened
 
     best: tuple[float, float, float, float, float] | None = None  # kappa, false pass, l2, cut_partial, cut_correct
@@ -139,7 +161,7 @@ def train(answers: Sequence[LabelledAnswer]) -> tuple[VerdictHead, dict]:
     mean, scale = _standardise(x)
     z = (x - mean) / scale
     head = VerdictHead(
-        features=FEATURES,
+        features=names,
         mean=tuple(round(v, 6) for v in mean.tolist()),
         scale=tuple(round(v, 6) for v in scale.tolist()),
         at_least_partial=tuple(round(v, 6) for v in fit_logistic(z, y_partial, l2, signs).tolist()),
@@ -155,11 +177,19 @@ def train(answers: Sequence[LabelledAnswer]) -> tuple[VerdictHead, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--answers", type=Path, default=ANSWERS)
-    parser.add_argument("--out", type=Path, default=WEIGHTS)
+    parser.add_argument("--cross", action="store_true", help="fit the cross stage's head (head_cross.json)")
+    parser.add_argument("--out", type=Path, default=None, help="default: head.json, or head_cross.json with --cross")
     args = parser.parse_args()
     torch.set_num_threads(1)
     calibration, _ = split_halves(load_labelled_answers(args.answers))  # the held-out half is never read
-    head, report = train(calibration)
+    if args.cross:
+        cross = default_cross_encoder()
+        if cross is None:
+            raise SystemExit("no cross-encoder is built; train it first: python -m tfdojo.practice.grading.train_cross")
+        head, report = train(calibration, cross)
+    else:
+        head, report = train(calibration)
+    args.out = args.out or (CROSS_WEIGHTS if args.cross else WEIGHTS)
     head.save(args.out)
     print(f"wrote {args.out}: {report}")
 
