@@ -10,6 +10,11 @@ the false-pass rate (answers labelled incorrect that the grader calls correct), 
 the p50 / p95 latency per answer (wall clock, and CPU time of this process, which other processes on a shared machine
 do not inflate) once the model is loaded and the rubric embedded: the trainer embeds a question's rubric when it shows
 the question (``warm_rubric``); that cost is reported on its own line.
+
+Three stages are graded: "fast" (MiniLM matching and the verdict head, the fast path), "cross" (the fast path, then
+the cross-encoder reads each key point with the sentences near it and its own head decides; when
+``cross_encoder.safetensors`` and ``head_cross.json`` are built) and "cut-offs" (the fast matching with the score
+cut-offs, no head). The JSON keeps the summaries and a few misgraded held-out answers per kind, not every grade.
 Torch runs on one thread by default: on the 2 shared cores of the dev machine, two OpenMP threads spin against the
 other processes and are ~10x slower per answer.
 """
@@ -39,10 +44,11 @@ from tfdojo.practice.grading.agreement import (
     split_calibration,
     split_halves,
 )
+from tfdojo.practice.grading.cross_encoder import MANIFEST, default_cross_encoder
 from tfdojo.practice.grading.embedder import Embedder, default_embedder
 from tfdojo.practice.grading.evidence import collect_evidence
 from tfdojo.practice.grading.free_text import DEFAULT_THRESHOLDS, Thresholds, decide, level, screen, warm_rubric
-from tfdojo.practice.grading.head import default_head
+from tfdojo.practice.grading.head import default_cross_head, default_head
 
 HERE = Path(__file__).parent
 ANSWERS = HERE / "data" / "grading_answers.toml"
@@ -188,12 +194,29 @@ def print_table(result: dict) -> None:
         print(f"  {name:<44}{value:>8.3f}")
 
 
-def grade_stage(answers, calibration, held_out, bank, encoder, head: bool) -> dict:
-    """Grade every answer with the verdict head (the shipped grader) or with the score cut-offs; summaries per split."""
+FAILURES_PER_KIND = 4  # misgraded held-out answers kept in the JSON for each kind of answer
+
+
+def failure(a: LabelledAnswer, g: Grade) -> dict:
+    """A misgraded answer, compactly: its label and grade, and per key point the status and the sentence behind it."""
+    points = [
+        {k: p[k] for k in ("status", "point", "sentence", "similarity", "decided_by", "cross_probability") if k in p}
+        for p in g.why()["points"]
+        if p["status"] != "missed"
+    ]
+    return {"question": a.question, "kind": a.kind, "label": a.label, "shown": g.shown, "score": round(g.score, 3)} | {
+        "text": a.text,
+        "points": points,
+    }
+
+
+def grade_stage(answers, calibration, held_out, bank, encoder, head: bool, cross: bool) -> dict:
+    """Grade every answer with the verdict head (with or without the cross stage) or with the score cut-offs;
+    summaries per split and a few misgraded held-out answers per kind."""
     shown_labels, latencies, cpu_times, graded = [], [], [], []
     for a in answers:
         t0, c0 = time.perf_counter(), time.process_time()
-        g = grade_free_text(bank[a.question].rubric, a.text, embedder=encoder, head=head)
+        g = grade_free_text(bank[a.question].rubric, a.text, embedder=encoder, head=head, cross=cross)
         latencies.append(time.perf_counter() - t0)
         cpu_times.append(time.process_time() - c0)
         shown_labels.append(g.shown)
@@ -206,14 +229,13 @@ def grade_stage(answers, calibration, held_out, bank, encoder, head: bool) -> di
             part, [shown_labels[i] for i in rows], [latencies[i] for i in rows], [cpu_times[i] for i in rows]
         )
 
-    misgraded = [
-        {"question": a.question, "kind": a.kind, "label": a.label, "shown": s, "score": round(g.score, 3)}
-        | {"text": a.text, "why": g.why()["points"]}
-        for a, g, s in zip(answers, graded, shown_labels, strict=True)
-        if s != a.label
-    ]
+    held = {id(a) for a in held_out}
+    failures: dict[str, list[dict]] = {}
+    for a, g, s in zip(answers, graded, shown_labels, strict=True):
+        if s != a.label and id(a) in held and len(failures.setdefault(a.kind, [])) < FAILURES_PER_KIND:
+            failures[a.kind].append(failure(a, g))
     splits = {"held-out": subset(held_out), "calibration": subset(calibration), "all": subset(answers)}
-    return {"splits": splits, "misgraded": misgraded}
+    return {"splits": splits, "held_out_failures": failures}
 
 
 def main() -> None:
@@ -245,12 +267,16 @@ def main() -> None:
         t0 = time.perf_counter()
         warm_rubric(bank[question].rubric, embedder=encoder)
         rubric_s.append(time.perf_counter() - t0)
+    started = time.perf_counter()
+    cross_built = default_cross_head() is not None and default_cross_encoder() is not None
+    cross_load_s = time.perf_counter() - started if cross_built else None
     load_before = os.getloadavg()
     stages = {}
-    for stage, head in (("fast", True), ("cut-offs", False)):
-        if head and default_head() is None:
+    for stage, head, cross in (("fast", True, False), ("cross", True, True), ("cut-offs", False, False)):
+        if (head and default_head() is None) or (cross and not cross_built):
             continue
-        stages[stage] = grade_stage(answers, calibration, held_out, bank, encoder, head)
+        stages[stage] = grade_stage(answers, calibration, held_out, bank, encoder, head, cross)
+    manifest = json.loads(MANIFEST.read_text()) if cross_built else {}
     report = {
         "benchmark": "free-text grader vs human labels",
         "date": datetime.date.today().isoformat(),
@@ -259,6 +285,8 @@ def main() -> None:
         "torch": torch.__version__,
         "threads": args.threads,
         "model_load_s": load_s,
+        "cross_encoder_load_s": cross_load_s,
+        "cross_encoder": {k: manifest.get(k) for k in ("sha256", "config", "trained_on", "held_out", "dev")},
         "rubric_warm_ms_p50": percentile_ms(rubric_s, 0.5),
         "rubric_warm_ms_p95": percentile_ms(rubric_s, 0.95),
         "uncertain_shown_as": "the grade of the credited points alone (Grade.shown)",
