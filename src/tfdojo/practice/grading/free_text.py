@@ -185,6 +185,9 @@ def decide(
     a = assess(evidence, t)
     extra, pairs = [], None
     if cross is not None:
+        if head is not None and head.cross_thresholds is not None:  # chosen with the cross stage's head
+            states, contradicts = head.cross_thresholds
+            cross_thresholds = replace(cross_thresholds, states=states, contradicts=contradicts)
         reading = read_answer(evidence, evidence.answer, cross, cross_thresholds)
         a, extra, pairs = reassess(a, reading, evidence), cross_features(reading, evidence), reading.pairs
     errors = len(a.misconceptions) + len(a.contradicted)

@@ -172,6 +172,7 @@ class VerdictHead:
     cut_partial: float
     cut_correct: float
     trained_on: str
+    cross_thresholds: tuple[float, float] | None = None  # the cross stage's (P(states), P(contradicts)) thresholds
 
     def __post_init__(self) -> None:
         n = len(self.features)

@@ -22,15 +22,16 @@ import argparse
 import hashlib
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from tfdojo.practice.grading.agreement import LabelledAnswer, cohen_kappa, load_labelled_answers, split_halves
 from tfdojo.practice.grading.cross_encoder import CrossEncoder, default_cross_encoder
-from tfdojo.practice.grading.cross_stage import cross_features, read_answer, reassess
+from tfdojo.practice.grading.cross_stage import CrossReading, CrossThresholds, cross_features, read_answer, reassess
 from tfdojo.practice.grading.embedder import default_embedder
-from tfdojo.practice.grading.evidence import collect_evidence
+from tfdojo.practice.grading.evidence import Evidence, collect_evidence
 from tfdojo.practice.grading.free_text import assess, head_features, lower, screen
 from tfdojo.practice.grading.head import (
     CROSS_FEATURES,
@@ -47,33 +48,54 @@ FOLDS = 7
 L2 = (0.01, 0.03, 0.1, 0.3)
 CUTS = tuple(x / 20 for x in range(2, 19))
 MAX_FALSE_PASS = 0.02
+# (P(states), P(contradicts)) from which the cross stage reads a point as stated / contradicted; 1.01: never
+CROSS_GRID = ((0.5, 0.5), (0.5, 0.7), (0.5, 0.9), (0.5, 1.01), (0.35, 0.7), (0.65, 0.7))
 
 
-def calibration_features(
-    answers: Sequence[LabelledAnswer], cross: CrossEncoder | None = None
-) -> tuple[list[list[float]], list[LabelledAnswer], list[str], list[int]]:
-    """Features of the answers the grader reads (not screened out), those answers, the labels of the answers
-    screened out (empty, not English, keyword salad: shown incorrect, and counted in kappa as such), and the stated
-    errors of each answer read (they lower the head's label, as in ``free_text.decide``). With ``cross``, the cross
-    stage's decisions and numbers too."""
+@dataclass(frozen=True)
+class Calibration:
+    """The calibration answers the grader reads (not screened out) with their evidence (and the cross-encoder's reading
+    when the cross stage is fit), and the labels of the answers screened out (empty, not English, keyword salad: shown
+    incorrect, and counted in kappa as such)."""
+
+    kept: list[LabelledAnswer]
+    evidence: list[Evidence]
+    readings: list[CrossReading | None]
+    screened: list[str]
+
+
+def read_calibration(answers: Sequence[LabelledAnswer], cross: CrossEncoder | None = None) -> Calibration:
+    """Grade every answer by the fast path (and read it with ``cross`` when given) once."""
     from tfdojo.practice import load_bank
 
     bank, embedder = load_bank(), default_embedder()
-    rows, kept, screened, errors = [], [], [], []
+    out = Calibration([], [], [], [])
     for a in answers:
         rubric = bank[a.question].rubric
         if screen(rubric, a.text) is not None:
-            screened.append(a.label)
+            out.screened.append(a.label)
             continue
         evidence = collect_evidence(rubric, a.text, embedder)
+        out.kept.append(a)
+        out.evidence.append(evidence)
+        out.readings.append(None if cross is None else read_answer(evidence, a.text, cross))
+    return out
+
+
+def calibration_features(
+    calibration: Calibration, cross_thresholds: CrossThresholds | None = None
+) -> tuple[list[list[float]], list[int]]:
+    """The head's numbers for each answer read, and its stated errors (they lower the head's label, as in
+    ``free_text.decide``); the cross stage's decisions (under ``cross_thresholds``) and numbers when it was read."""
+    rows, errors = [], []
+    for evidence, reading in zip(calibration.evidence, calibration.readings, strict=True):
         assessment, extra = assess(evidence), []
-        if cross is not None:
-            reading = read_answer(evidence, a.text, cross)
+        if reading is not None:
+            reading = replace(reading, thresholds=cross_thresholds or reading.thresholds)
             assessment, extra = reassess(assessment, reading, evidence), cross_features(reading, evidence)
         rows.append(head_features(evidence, assessment) + extra)
         errors.append(len(assessment.misconceptions) + len(assessment.contradicted))
-        kept.append(a)
-    return rows, kept, screened, errors
+    return rows, errors
 
 
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float, signs: Sequence[int] | None = None) -> torch.Tensor:
@@ -120,25 +142,25 @@ def agreement(labels: Sequence[str], shown: Sequence[str]) -> tuple[float, float
     return cohen_kappa(labels, shown), sum(s == "correct" for s in wrong) / max(len(wrong), 1)
 
 
-def train(answers: Sequence[LabelledAnswer], cross: CrossEncoder | None = None) -> tuple[VerdictHead, dict]:
-    """The head fit on ``answers`` (the calibration half) and its cross-validated figures; over the cross stage's
-    numbers too when ``cross`` is given."""
-    names = FEATURES + (CROSS_FEATURES if cross is not None else ())
-    rows, kept, screened, errors = calibration_features(answers, cross)
-    x = torch.tensor(rows, dtype=torch.float64)  # (N, F)
-    labels = [a.label for a in kept]
+def cross_validate(
+    x: torch.Tensor,
+    labels: Sequence[str],
+    folds: torch.Tensor,
+    errors: Sequence[int],
+    screened: Sequence[str],
+    signs: Sequence[int],
+) -> tuple[float, float, float, float, float] | None:
+    """The best (kappa, false pass, l2, cut_partial, cut_correct) out of fold with at most 2 % false passes."""
     y_partial = torch.tensor([lab != "incorrect" for lab in labels], dtype=torch.float64)
     y_correct = torch.tensor([lab == "correct" for lab in labels], dtype=torch.float64)
-    questions = sorted({a.question for a in kept}, key=lambda q: hashlib.sha256(q.encode()).hexdigest())
-    fold_of = {q: i % FOLDS for i, q in enumerate(questions)}
-    folds = torch.tensor([fold_of[a.question] for a in kept])
-    empty = [covers_nothing(row) for row in rows]
-    signs = [SIGNS.get(name, 0) for name in names]
-    all_labels = labels + screened
-
-    best: tuple[float, float, float, float, float] | None = None  # kappa, false pass, l2, cut_partial, cut_correct
+    empty = [covers_nothing(row) for row in x.tolist()]
+    all_labels = list(labels) + list(screened)
+    best: tuple[float, float, float, float, float] | None = None
     for l2 in L2:
-        p_partial, p_correct = torch.zeros(len(kept), dtype=torch.float64), torch.zeros(len(kept), dtype=torch.float64)
+        p_partial, p_correct = (
+            torch.zeros(len(labels), dtype=torch.float64),
+            torch.zeros(len(labels), dtype=torch.float64),
+        )
         for f in range(FOLDS):
             train_rows, test_rows = folds != f, folds == f
             mean, scale = _standardise(x[train_rows])
@@ -155,9 +177,37 @@ def train(answers: Sequence[LabelledAnswer], cross: CrossEncoder | None = None) 
             kappa, false_pass = agreement(all_labels, shown)
             if false_pass <= MAX_FALSE_PASS and (best is None or kappa > best[0] + 1e-9):
                 best = (kappa, false_pass, l2, cut_partial, cut_correct)
-    if best is None:
+    return best
+
+
+def train(answers: Sequence[LabelledAnswer], cross: CrossEncoder | None = None) -> tuple[VerdictHead, dict]:
+    """The head fit on ``answers`` (the calibration half) and its cross-validated figures; over the cross stage's
+    numbers too when ``cross`` is given, with the cross stage's probability thresholds chosen from ``CROSS_GRID`` by
+    the same cross-validation."""
+    names = FEATURES + (CROSS_FEATURES if cross is not None else ())
+    calibration = read_calibration(answers, cross)
+    kept = calibration.kept
+    labels = [a.label for a in kept]
+    questions = sorted({a.question for a in kept}, key=lambda q: hashlib.sha256(q.encode()).hexdigest())
+    fold_of = {q: i % FOLDS for i, q in enumerate(questions)}
+    folds = torch.tensor([fold_of[a.question] for a in kept])
+    signs = [SIGNS.get(name, 0) for name in names]
+
+    best, chosen = None, None
+    for grid in CROSS_GRID if cross is not None else (None,):
+        thresholds = None if grid is None else CrossThresholds(states=grid[0], contradicts=grid[1])
+        rows, errors = calibration_features(calibration, thresholds)
+        x = torch.tensor(rows, dtype=torch.float64)  # (N, F)
+        found = cross_validate(x, labels, folds, errors, calibration.screened, signs)
+        print(f"cross thresholds {grid}: {found}", flush=True)
+        if found is not None and (best is None or found[0] > best[0] + 1e-9):
+            best, chosen = found, (grid, x)
+    if best is None or chosen is None:
         raise RuntimeError("no setting keeps cross-validated false passes at 2 %; widen CUTS")
     kappa, false_pass, l2, cut_partial, cut_correct = best
+    grid, x = chosen
+    y_partial = torch.tensor([lab != "incorrect" for lab in labels], dtype=torch.float64)
+    y_correct = torch.tensor([lab == "correct" for lab in labels], dtype=torch.float64)
     mean, scale = _standardise(x)
     z = (x - mean) / scale
     head = VerdictHead(
@@ -169,8 +219,9 @@ def train(answers: Sequence[LabelledAnswer], cross: CrossEncoder | None = None) 
         cut_partial=cut_partial,
         cut_correct=cut_correct,
         trained_on=f"calibration half of grading_answers.toml: {len(answers)} answers, {len(questions)} questions",
+        cross_thresholds=grid,
     )
-    report = {"cv_kappa": kappa, "cv_false_pass": false_pass, "l2": l2, "n": len(answers)}
+    report = {"cv_kappa": kappa, "cv_false_pass": false_pass, "l2": l2, "n": len(answers), "cross_thresholds": grid}
     return head, report
 
 
