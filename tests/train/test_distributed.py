@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from tfdojo.calc.parallel import zero_memory
 from tfdojo.calc.params import param_count
 from tfdojo.train import Trainer
 from tfdojo.train.metrics import read_metrics
-from tfdojo.train.parallel.measure import norm_inputs
+from tfdojo.train.parallel.measure import dropout_inputs, norm_inputs
 
 STEPS = 10
 SCRIPT = Path(__file__).with_name("dist_run.py")
@@ -30,11 +31,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _torchrun(procs: int, sections: dict, run_dir: Path) -> None:
+def _torchrun(procs: int, sections: dict, run_dir: Path, steps: int = STEPS) -> None:
     config = {name: {**TINY.get(name, {}), **sections.get(name, {})} for name in {*TINY, *sections}}
     command = [
         sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={procs}", f"--master-port={_free_port()}",
-        str(SCRIPT), json.dumps(config), str(run_dir), str(STEPS),
+        str(SCRIPT), json.dumps(config), str(run_dir), str(steps),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=_env())
     assert result.returncode == 0, result.stderr[-4000:]
@@ -99,6 +100,39 @@ def test_each_layout_follows_the_one_process_curve(reference, tmp_path: Path, mo
         predicted = zero_memory(n, 2, 3, optimizer_bytes=8, weight_bytes=4, grad_bytes=4).parts
         for part, value in predicted.items():
             assert sum(h[part] for h in held) == 2 * value  # shards add up to Ψ, each rank holds Ψ / N_d
+
+
+DROPOUT = 0.1
+
+
+@pytest.mark.parametrize("sequence_parallel", [False, True], ids=["tp", "tp_sp"])
+def test_dropout_under_tensor_parallel(tmp_path: Path, sequence_parallel: bool) -> None:
+    """Residual and embedding dropout: the whole (B, T, dim) on every rank and the same mask under plain TP (a
+    replicated region); T/2 positions per rank and independent masks under sequence parallelism."""
+    with_dropout = {"model": {**TINY["model"], "dropout": DROPOUT}, "run": {"micro_batch": PER_RANK}}
+    _torchrun(2, with_dropout | {"parallel": {"mode": "tp", "sequence_parallel": sequence_parallel}}, tmp_path, 2)
+    trainer = Trainer(tiny_config(**with_dropout), tmp_path / "one", progress=False)
+    with dropout_inputs(trainer.train_model) as whole:
+        trainer.run(1)  # one process: what its dropout layers receive and keep
+    split = 2 if sequence_parallel else 1
+    for rank in range(2):
+        seen = json.loads((tmp_path / f"dropout_inputs_rank{rank}.json").read_text())
+        assert seen.keys() == whole.keys() and len(seen) == 2 * TINY["model"]["n_layers"] + 1
+        for name, got in seen.items():
+            batch, seq, dim = whole[name]["shape"]
+            assert got["shape"] == [batch, seq // split, dim] and got["bytes"] * split == whole[name]["bytes"]
+            assert got["saved"] * split == whole[name]["saved"] == batch * seq * dim  # a one-byte mask per element
+    ranks = [torch.load(tmp_path / f"dropout_rank{rank}.pt") for rank in range(2)]
+    masks = [torch.cat([m.flatten() for m in r["masks"].values()]) for r in ranks]
+    n = masks[0].numel()
+    assert abs(torch.cat(masks).double().mean() - DROPOUT) < 5 * math.sqrt(DROPOUT * (1 - DROPOUT) / (2 * n))
+    if sequence_parallel:  # each rank drops its own positions independently: both drop an element at rate p²
+        both = (masks[0] & masks[1]).double().mean()
+        assert abs(both - DROPOUT**2) < 5 * math.sqrt(DROPOUT**2 * (1 - DROPOUT**2) / n)
+    else:  # the residual stream is replicated: every rank must drop the same elements
+        assert torch.equal(masks[0], masks[1])
+    for name, tensor in ranks[0]["whole"].items():  # replicated weights (embeddings, norms) stay equal on both ranks
+        assert torch.equal(tensor, ranks[1]["whole"][name]), name
 
 
 @pytest.mark.parametrize("schedule", ["gpipe", "1f1b"])

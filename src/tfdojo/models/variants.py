@@ -11,6 +11,8 @@ The families (GPT-2, Llama, BERT, …) each fix their choices; :class:`VariantCo
                                                         │     positions inside attention: rope (+ scaling) | alibi,
                                                         │     window (sliding), causal or bidirectional
                                                         │   ffn: gelu | relu2 MLP, swiglu, geglu, or a routed MoE
+                                                        │   dropout (training): embeddings, each residual branch,
+                                                        │     attention probabilities (eager | sdpa)
                                                         └─ (each choice documented in docs/architecture/variants.md)
 
 With ``causal=True`` it is a decoder-only language model (works with a KV cache where the backend allows one);
@@ -32,6 +34,7 @@ from tfdojo.nn.attention import available_backends
 from tfdojo.nn.backends.linear import PerformerFeatures
 from tfdojo.nn.backends.linformer import LinformerProjection
 from tfdojo.nn.blocks import BlockLayout, make_block
+from tfdojo.nn.dropout import make_dropout
 from tfdojo.nn.ffn import make_ffn
 from tfdojo.nn.kv import KVCache
 from tfdojo.nn.masks import check_window
@@ -45,6 +48,7 @@ PositionKind = Literal["learned", "sinusoidal", "rope", "alibi", "none"]
 FfnChoice = Literal["gelu", "relu2", "swiglu", "geglu"]
 FeatureMapKind = Literal["elu", "performer"]
 CACHE_BACKENDS = ("eager", "sdpa", "tiled")  # backends that accept queries against a longer key cache
+DROPOUT_BACKENDS = ("eager", "sdpa")  # backends that drop attention probabilities
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class VariantConfig:
     top_k: int = 2
     capacity_factor: float | None = None  # None = dropless
     tie_embeddings: bool = True
+    dropout: float = 0.0  # training only: embeddings, residual branches, attention probabilities (GPT-2, nanoGPT)
 
     def __post_init__(self) -> None:
         if min(self.vocab_size, self.dim, self.n_layers, self.n_heads, self.ffn_hidden, self.max_seq_len) <= 0:
@@ -115,6 +120,13 @@ class VariantConfig:
             raise ConfigError(f"backend {self.backend!r} takes neither a window nor ALiBi; use eager, sdpa or tiled")
         if self.n_experts < 0 or (self.n_experts and not 0 < self.top_k <= self.n_experts):
             raise ConfigError(f"MoE needs 1 ≤ top_k ≤ n_experts; got top_k={self.top_k}, n_experts={self.n_experts}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout is a probability in [0, 1) (1 would drop everything); got {self.dropout}")
+        if self.dropout and self.backend not in DROPOUT_BACKENDS:
+            raise ConfigError(
+                f"dropout > 0 drops attention probabilities, which backend {self.backend!r} cannot do; "
+                f"use one of {DROPOUT_BACKENDS} or dropout = 0"
+            )
 
     @property
     def head_dim(self) -> int:
@@ -132,7 +144,14 @@ class VariantAttention(Attention):
 
     def __init__(self, c: VariantConfig) -> None:
         super().__init__(
-            c.dim, c.n_heads, c.kv_heads, qkv_bias=c.bias, out_bias=c.bias, backend=c.backend, window=c.window
+            c.dim,
+            c.n_heads,
+            c.kv_heads,
+            qkv_bias=c.bias,
+            out_bias=c.bias,
+            backend=c.backend,
+            window=c.window,
+            dropout=c.dropout,
         )
         self.options: dict[str, Any] = {}
         if c.positions == "alibi":
@@ -188,8 +207,15 @@ class VariantLM(nn.Module):
         elif c.positions == "sinusoidal":
             self.pos_embed = SinusoidalPositions(c.dim, c.max_seq_len)
         self.rope = RotaryEmbedding(c.head_dim, c.rope_theta, c.rope_scaling) if c.positions == "rope" else None
+        self.drop = make_dropout(c.dropout)  # on the embeddings (+ positions), as GPT-2's embd_pdrop
         self.layers = nn.ModuleList(
-            make_block(c.layout, VariantAttention(c), _feed_forward(c), lambda: make_norm(c.norm, c.dim, c.norm_eps))
+            make_block(
+                c.layout,
+                VariantAttention(c),
+                _feed_forward(c),
+                lambda: make_norm(c.norm, c.dim, c.norm_eps),
+                dropout=c.dropout,
+            )
             for _ in range(c.n_layers)
         )
         self.norm = make_norm(c.norm, c.dim, c.norm_eps) if c.layout != "post" else nn.Identity()
@@ -225,6 +251,7 @@ class VariantLM(nn.Module):
         x = self.embed(input_ids)  # (B, T, dim)
         if self.pos_embed is not None:
             x = x + self.pos_embed(positions)
+        x = self.drop(x)
         rope = self.rope(positions, x.dtype) if self.rope is not None else None
         for i, layer in enumerate(self.layers):
             x = layer(x, rope=rope, mask=mask, causal=c.causal, cache=cache, layer=i)

@@ -13,6 +13,8 @@ Masks: ``mask`` is either boolean (True = may attend) or additive float, broadca
 that is the geometry of a decode step against a cache (T < S) as well as of a plain forward (T == S).
 ``window=W`` keeps only keys within W positions (Mistral's sliding window when causal, a local band when not);
 ``alibi_slopes`` (Hq,) adds ALiBi's linear distance bias. Both are options of eager, sdpa and tiled alike.
+``dropout_p`` (eager and sdpa only) drops attention probabilities, as GPT-2's ``attn_dropout``: the caller passes
+it in training only.
 A query row that sees no key (a pad position before a left-padded prompt) gets output 0 from every backend.
 
 ``eager`` is the readable oracle; every other backend is tested against it. The backends that change the
@@ -90,8 +92,9 @@ def eager_attention(
     scale: float | None = None,
     window: int | None = None,
     alibi_slopes: Tensor | None = None,
+    dropout_p: float = 0.0,
 ) -> Tensor:
-    """Written-out attention: scores, scale, mask, softmax (fp32 or wider), weighted sum. The oracle."""
+    """Written-out attention: scores, scale, mask, softmax (fp32 or wider), dropout, weighted sum. The oracle."""
     groups = check_shapes(q, k, v)
     b, hq, t, d = q.shape
     hkv, s = k.shape[1], k.shape[2]
@@ -104,6 +107,8 @@ def eager_attention(
         scores = scores.view(b, hq, t, s) + as_additive(full, work)  # broadcast over (B, Hq, T, S)
         scores = scores.view(b, hkv, groups, t, s)
     probs = torch.softmax(scores, dim=-1)
+    if dropout_p:
+        probs = torch.native_dropout(probs, dropout_p, True)[0]  # dropped, the rest scaled by 1/(1-p)
     out = torch.einsum("bhgts,bhsd->bhgtd", probs, v.to(work)).reshape(b, hq, t, d)  # (B, Hq, T, D)
     if full is not None:  # a query that sees no key attends to nothing: output 0 (masks.rows_without_keys)
         out = out.masked_fill(rows_without_keys(full), 0.0)  # zeroes the output, so autograd keeps one probs copy
@@ -121,19 +126,21 @@ def sdpa_attention(
     scale: float | None = None,
     window: int | None = None,
     alibi_slopes: Tensor | None = None,
+    dropout_p: float = 0.0,
 ) -> Tensor:
     """torch.nn.functional.scaled_dot_product_attention (fused kernels where the inputs allow)."""
     groups = check_shapes(q, k, v)
     t, s = q.shape[2], k.shape[2]
+    fused = {"scale": scale, "enable_gqa": groups > 1, "dropout_p": dropout_p}
     if mask is None and window is None and alibi_slopes is None and causal and t == s:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, enable_gqa=groups > 1)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, **fused)
     full = merge_masks(causal, mask, t, s, q.device, window=window, alibi_slopes=alibi_slopes)
     if full is None:
-        return F.scaled_dot_product_attention(q, k, v, scale=scale, enable_gqa=groups > 1)
+        return F.scaled_dot_product_attention(q, k, v, **fused)
     empty = rows_without_keys(full)  # torch zeroes all-False boolean rows but not finfo.min additive ones
     if full.dtype != torch.bool:
         full = full.to(q.dtype)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=full, scale=scale, enable_gqa=groups > 1)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=full, **fused)
     return out.masked_fill(empty, 0.0)
 
 

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from tfdojo.errors import ConfigError
 from tfdojo.nn.attention import scaled_dot_product
+from tfdojo.nn.dropout import dropping
 from tfdojo.nn.kv import KVCache
 from tfdojo.nn.masks import check_window
 from tfdojo.nn.rope import apply_rope
@@ -28,6 +29,7 @@ class Attention(nn.Module):
         backend: str = "sdpa",
         window: int | None = None,
         scale: float | None = None,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
@@ -39,6 +41,7 @@ class Attention(nn.Module):
         check_window(window)
         self.window = window  # sliding window (Mistral) when causal: each query sees its last `window` keys
         self.scale = scale  # the scores' multiplier; None is 1/√head_dim
+        self.dropout = dropout  # on the attention probabilities, in training (backends eager and sdpa)
         self.q_proj = nn.Linear(dim, n_heads * self.head_dim, bias=qkv_bias)
         self.k_proj = nn.Linear(dim, n_kv_heads * self.head_dim, bias=qkv_bias)
         self.v_proj = nn.Linear(dim, n_kv_heads * self.head_dim, bias=qkv_bias)
@@ -67,6 +70,8 @@ class Attention(nn.Module):
         if cache is not None:
             k, v = cache.update(layer, k, v)  # (B, Hkv, S, D), S = cached + T
         options = self.backend_options()
+        if self.dropout and dropping(self):
+            options["dropout_p"] = self.dropout
         y = scaled_dot_product(q, k, v, causal=causal, mask=mask, scale=self.scale, backend=self.backend, **options)
         # y: (B, Hq, T, D)
         y = y.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim)  # (B, T, Hq·D)

@@ -1,4 +1,4 @@
-"""What this process actually holds: model-state bytes (``calc``'s ZeRO arithmetic per rank) and norm inputs."""
+"""What this process holds: model-state bytes (``calc``'s ZeRO arithmetic per rank), norm and dropout inputs."""
 
 from __future__ import annotations
 
@@ -31,11 +31,26 @@ def local_state_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> dic
 
 @contextmanager
 def norm_inputs(model: nn.Module) -> Iterator[dict[str, dict[str, Any]]]:
-    """What each norm received in its first forward call: local (this rank's) shape and bytes, DTensor placement,
-    and ``saved``: the bytes of activations autograd kept for that norm's backward (this rank's part, weights
-    not counted).
+    """What each norm received in its first forward call (see :func:`module_inputs`)."""
+    with module_inputs(model, (LayerNorm, RMSNorm)) as seen:
+        yield seen
 
-    The hooks run after a sequence-parallel norm's own input hook, so they see the input the norm computes on.
+
+@contextmanager
+def dropout_inputs(model: nn.Module) -> Iterator[dict[str, dict[str, Any]]]:
+    """What each dropout layer received in its first forward call; ``saved`` is its mask (see :func:`module_inputs`)."""
+    with module_inputs(model, (nn.Dropout,)) as seen:
+        yield seen
+
+
+@contextmanager
+def module_inputs(model: nn.Module, kinds: tuple[type, ...]) -> Iterator[dict[str, dict[str, Any]]]:
+    """What each module of ``kinds`` received in its first forward call: local (this rank's) shape and bytes,
+    DTensor placement, and ``saved``: the bytes of activations autograd kept for that module's backward (this
+    rank's part, weights not counted).
+
+    The hooks run after a sequence-parallel module's own input hook, so they see the input the module computes on.
+    Measure every kind in one call: saved-tensor hooks do not nest (the innermost context alone sees the tensors).
     """
     seen: dict[str, dict[str, Any]] = {}
     storages: dict[str, set[int]] = {}  # a tensor saved by two operations is kept once
@@ -66,7 +81,7 @@ def norm_inputs(model: nn.Module) -> Iterator[dict[str, dict[str, Any]]]:
 
     handles = []
     for name, module in model.named_modules():
-        if isinstance(module, (LayerNorm, RMSNorm)):
+        if isinstance(module, kinds):
             handles.append(module.register_forward_pre_hook(lambda _, inputs, name=name: enter(name, inputs[0])))
             handles.append(module.register_forward_hook(lambda *_, name=name: leave(name)))
     try:

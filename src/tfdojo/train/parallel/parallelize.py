@@ -17,6 +17,7 @@ from torch.distributed.device_mesh import DeviceMesh
 
 from tfdojo.errors import ConfigError
 from tfdojo.nn.norms import LayerNorm, RMSNorm
+from tfdojo.train.parallel.rng import per_rank_stream
 
 
 def _block_keys(model: nn.Module) -> list[int | str]:
@@ -47,10 +48,15 @@ def tensor_parallel(model: nn.Module, mesh: DeviceMesh, *, sequence_parallel: bo
         x ─┬─ q/k/v  (columns: heads 0..H/t on rank 0, …) ─ attention ─ o_proj (rows) ─ all-reduce ─ +x
 
     With ``sequence_parallel`` (Korthikanti et al., 2022, "Reducing Activation Recomputation in Large Transformer
-    Models") the residual stream, the norms (and any dropout) work on T/t positions per rank; the all-reduce
-    becomes a reduce-scatter over the sequence and an all-gather before each sublayer, the same bytes moved::
+    Models") the residual stream, the norms and the dropouts (embeddings, residual branches) work on T/t positions
+    per rank; the all-reduce becomes a reduce-scatter over the sequence and an all-gather before each sublayer, the
+    same bytes moved::
 
-        x (B, T/t) ─ norm ─ all-gather ─ q/k/v … o_proj ─ reduce-scatter ─ (B, T/t) + x
+        x (B, T/t) ─ norm ─ all-gather ─ q/k/v … o_proj ─ reduce-scatter ─ dropout ─ (B, T/t) + x
+
+    Dropout on what a rank holds alone (its heads' attention probabilities; its positions under sequence
+    parallelism) draws from a stream of that rank's own (``rng.per_rank_stream``); dropout on replicated
+    activations draws from the stream all ranks share, so they drop the same elements.
     """
     from torch.distributed.tensor import Replicate, Shard
     from torch.distributed.tensor.parallel import (
@@ -61,7 +67,7 @@ def tensor_parallel(model: nn.Module, mesh: DeviceMesh, *, sequence_parallel: bo
         parallelize_module,
     )
 
-    tp = mesh.size()
+    tp, rank = mesh.size(), mesh.get_local_rank()
     # sequence parallel: sublayers gather their input from sequence shards and scatter their output back to them
     gather = PrepareModuleInput(input_layouts=Shard(1), desired_input_layouts=Replicate(), use_local_output=True)
     row = RowwiseParallel(output_layouts=Shard(1)) if sequence_parallel else RowwiseParallel()
@@ -82,18 +88,28 @@ def tensor_parallel(model: nn.Module, mesh: DeviceMesh, *, sequence_parallel: bo
             plan |= {name: SequenceParallel(use_local_output=True) for name in _norm_names(block)}
         parallelize_module(block, mesh, plan)
         attn.n_heads, attn.n_kv_heads = attn.n_heads // tp, attn.n_kv_heads // tp  # local heads on this rank
-    if sequence_parallel:  # the embedding's output is cut into sequence shards, the head's input gathered again
+        own = ([attn] if attn.dropout else []) + (_dropouts(block) if sequence_parallel else [])
+        for module in own:  # dropout on this rank's own heads, or on its own positions
+            per_rank_stream(module, rank)
+    if sequence_parallel:  # the embeddings are cut into sequence shards before their dropout, gathered at the head
         scatter = PrepareModuleInput(input_layouts=Replicate(), desired_input_layouts=Shard(1), use_local_output=True)
-        plan = {"layers.0": scatter, "lm_head": gather}
+        plan = {"drop": scatter, "lm_head": gather}
         if isinstance(model.norm, (LayerNorm, RMSNorm)):
             plan["norm"] = SequenceParallel(use_local_output=True)
         parallelize_module(model, mesh, plan)
+        for module in _dropouts(model):
+            per_rank_stream(module, rank)
     return model
 
 
 def _norm_names(block: nn.Module) -> list[str]:
     """The block's norms (two, or four in a sandwich block): the regions sequence parallelism splits."""
     return [name for name, child in block.named_children() if isinstance(child, (LayerNorm, RMSNorm))]
+
+
+def _dropouts(module: nn.Module) -> list[nn.Module]:
+    """The module's own dropout layers (not its children's): a block's residual dropouts, the embedding dropout."""
+    return [child for child in module.children() if isinstance(child, nn.Dropout)]
 
 
 def fully_shard_model(model: nn.Module, mesh: DeviceMesh) -> nn.Module:

@@ -38,6 +38,7 @@ class StageModel(nn.Module):
         self.config = model.config
         self.embed = model.embed if is_first else None
         self.pos_embed = model.pos_embed if is_first else None
+        self.drop = model.drop if is_first else None
         self.rope = model.rope
         self.layers = nn.ModuleDict({str(i): model.layers[i] for i in range(first, last)})
         self.norm = model.norm if is_last else None
@@ -49,6 +50,8 @@ class StageModel(nn.Module):
         h = self.embed(x) if self.embed is not None else x
         if self.pos_embed is not None:
             h = h + self.pos_embed(positions)
+        if self.drop is not None:
+            h = self.drop(h)
         rope = self.rope(positions, h.dtype) if self.rope is not None else None
         for index, layer in self.layers.items():
             h = layer(h, rope=rope, mask=mask, causal=self.config.causal, cache=None, layer=int(index))

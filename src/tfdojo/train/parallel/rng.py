@@ -1,0 +1,52 @@
+"""Random streams per rank for the regions tensor parallelism shards (Megatron-LM's model-parallel RNG tracker).
+
+The ranks of a tensor-parallel group start from one seed and make the same draws, so a dropout on a replicated
+activation (the residual stream of plain TP, the embeddings) drops the same elements on every rank, as it must.
+A dropout on a rank's own part (its heads' attention probabilities, or its T/t positions under sequence
+parallelism) must draw independently instead, or every rank would drop one pattern at different places.
+``per_rank_stream`` gives one module a stream of its own on each rank::
+
+    shared stream ─ draw s ─────────────────────────────────────── restored ─ continues in step on every rank
+                            └─ seed (s, rank): the module's random ops ─┘
+
+The seed comes from the shared stream, so activation checkpointing, which restores the shared stream before it
+recomputes a block, recomputes the same masks, and a checkpoint's saved RNG state resumes them exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+_MAX_RANKS = 1 << 16
+
+
+def _generators(device: torch.device) -> list[torch.Generator]:
+    """The default generators a random op on ``device`` may draw from: the CPU's, and the accelerator's."""
+    if device.type == "cpu":
+        return [torch.default_generator]
+    backend = torch.get_device_module(device.type)
+    return [torch.default_generator, backend.default_generators[device.index or backend.current_device()]]
+
+
+def per_rank_stream(module: nn.Module, rank: int) -> None:
+    """Run ``module``'s random ops on a stream seeded by (one draw of the shared stream, ``rank``)."""
+    if not 0 <= rank < _MAX_RANKS:
+        raise ValueError(f"rank {rank} outside [0, {_MAX_RANKS})")
+    saved: list[tuple[torch.Generator, torch.Tensor]] = []
+
+    def enter(_: nn.Module, args: tuple[Any, ...]) -> None:
+        draw = int(torch.randint(1 << 46, ()))  # from the shared CPU stream: the same number on every rank
+        for generator in _generators(args[0].device):
+            saved.append((generator, generator.get_state()))
+            generator.manual_seed(draw * _MAX_RANKS + rank)
+
+    def leave(*_: Any) -> None:
+        while saved:
+            generator, state = saved.pop()
+            generator.set_state(state)
+
+    module.register_forward_pre_hook(enter)
+    module.register_forward_hook(leave, always_call=True)
