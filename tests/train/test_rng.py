@@ -1,15 +1,20 @@
-"""Per-rank random streams: independent masks per rank, shared streams kept in step, masks recomputed exactly."""
+"""Random streams: independent masks per rank, shared streams kept in step, masks recomputed and resumed exactly."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from conftest import tiny_config
 from tfdojo.nn.dropout import Dropout
+from tfdojo.train import Trainer
+from tfdojo.train.metrics import read_metrics
 from tfdojo.train.parallel.rng import per_rank_stream
+from tfdojo.train.peak import measured_peak_flops
 
 P = 0.1
 
@@ -42,3 +47,15 @@ def test_activation_checkpointing_recomputes_the_same_masks() -> None:
         (grad,) = torch.autograd.grad(y.square().sum(), x)
         grads.append(grad)
     torch.testing.assert_close(grads[1], grads[0], atol=0, rtol=0)
+
+
+def test_a_resumed_run_draws_the_same_dropout_masks(tmp_path: Path) -> None:
+    """Nothing but training draws from the global stream (the MFU peak measurement has its own generator), so the
+    RNG state a checkpoint keeps is the one the next step's dropout needs."""
+    config = tiny_config(model={"dropout": P}, checkpoint={"every": 1})
+    Trainer(config, tmp_path / "whole", progress=False).run(2)
+    Trainer(config, tmp_path / "resumed", progress=False).run(1)
+    measured_peak_flops.cache_clear()  # resuming happens in a new process, which measures the peak again
+    Trainer(config, tmp_path / "resumed", progress=False, resume=True).run(2)
+    losses = [[row["loss"] for row in read_metrics(tmp_path / run)] for run in ("whole", "resumed")]
+    assert losses[0] == losses[1] and len(losses[0]) == 2

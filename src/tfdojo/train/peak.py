@@ -11,8 +11,9 @@ import torch
 @cache
 def measured_peak_flops(dtype: torch.dtype = torch.float32, size: int = 512, seconds: float = 0.3) -> float:
     """FLOP/s of repeated square GEMMs at ``dtype`` (a practical peak; MFU against it is an upper bound)."""
-    a = torch.randn(size, size, dtype=dtype)
-    b = torch.randn(size, size, dtype=dtype)
+    generator = torch.Generator().manual_seed(0)  # not the global stream: a run's dropout masks must not depend on it
+    a = torch.randn(size, size, dtype=dtype, generator=generator)
+    b = torch.randn(size, size, dtype=dtype, generator=generator)
     a @ b  # warm-up: thread pool and kernel selection
     count, start = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds:
