@@ -33,6 +33,10 @@ def test_eval_and_inference_mode_give_the_logits_of_the_model_without_dropout() 
     with torch.inference_mode():
         torch.testing.assert_close(dropping.train()(ids), expected, atol=0, rtol=0)
     assert not torch.allclose(dropping.train()(ids), expected)  # training does drop
+    for module in dropping.modules():  # embedding and residual dropout off: the attention probabilities still drop
+        if isinstance(module, Dropout):
+            module.eval()
+    assert not torch.allclose(dropping(ids), expected)
     torch.testing.assert_close(plain.train()(ids), expected, atol=0, rtol=0)  # p = 0: nothing to switch off
     assert not any(isinstance(m, torch.nn.Dropout) for m in plain.modules())
 
