@@ -5,7 +5,8 @@
     .venv/bin/python bench/decode.py --random-weights   # SmolLM2's shapes with random weights (no GGUF, no llama.cpp)
 
 Batch 1. Prefill: one forward over a 128- and a 512-token prompt. Decode: 128 greedy tokens after a 128-token
-prompt, EOS ignored, as (time for 129 new tokens - time for 1) / 128, the same formula for every contender.
+prompt, EOS ignored, timed from the first new token to the 129th, so no prompt time enters it (the difference of
+two whole runs, used before, went negative when the machine was busy); the same clock for every contender.
 Contenders alternate within each round (other processes share the machine); each round's decode speed is also
 divided by llama.cpp's in the same round, and min / median / max over rounds are reported for both. GB/s =
 weight bytes read per decode step (every matrix once, in its stored format) / step time, next to the copy
@@ -114,10 +115,17 @@ def ours_generate(model: torch.nn.Module, tokenizer, ids: list[int], new: int) -
     return time.perf_counter() - start
 
 
+def ours_decode(model: torch.nn.Module, tokenizer, ids: list[int], new: int) -> float:
+    """Seconds for ``new`` tokens after the first (generate's own decode clock)."""
+    metrics = generate(model, tokenizer, ids, max_new_tokens=new + 1, ignore_eos=True).metrics
+    assert metrics.decode_tokens == new, metrics
+    return metrics.decode_s
+
+
 def ours_timers(model: torch.nn.Module, tokenizer) -> Timers:
     return {
         "prefill": lambda ids: ours_prefill(model, ids),
-        "generate": lambda ids, n: ours_generate(model, tokenizer, ids, n),
+        "decode": lambda ids, n: ours_decode(model, tokenizer, ids, n),
     }
 
 
@@ -128,16 +136,36 @@ def hf_timers(hf: torch.nn.Module) -> Timers:
             hf(torch.tensor([ids]), use_cache=True, logits_to_keep=1)
         return time.perf_counter() - start
 
-    def run_generate(ids: list[int], new: int) -> float:
-        start = time.perf_counter()
+    def run_decode(ids: list[int], new: int) -> float:
+        clock = _TokenClock()
         with torch.inference_mode():
             hf.generate(
-                torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long), max_new_tokens=new,
-                min_new_tokens=new, do_sample=False, top_p=None, top_k=None, pad_token_id=0,
+                torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_new_tokens=new + 1, min_new_tokens=new + 1, do_sample=False, top_p=None, top_k=None,
+                pad_token_id=0, streamer=clock,
             )  # fmt: skip
-        return time.perf_counter() - start
+        return clock.decode_seconds(new)
 
-    return {"prefill": run_prefill, "generate": run_generate}
+    return {"prefill": run_prefill, "decode": run_decode}
+
+
+class _TokenClock:
+    """An HF streamer that notes when each new token arrives (its first ``put`` is the prompt)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def put(self, value: torch.Tensor) -> None:
+        self.times.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+    def decode_seconds(self, new: int) -> float:
+        """From the first new token to the last: ``new`` decode steps."""
+        arrivals = self.times[1:]
+        assert len(arrivals) == new + 1, len(arrivals)
+        return arrivals[-1] - arrivals[0]
 
 
 class LlamaCpp:
@@ -157,7 +185,7 @@ class LlamaCpp:
     def timers(self) -> Timers:
         return {
             "prefill": lambda ids: self.ask({"op": "prefill", "ids": ids})["s"],
-            "generate": lambda ids, n: self.ask({"op": "generate", "ids": ids, "n": n})["s"],
+            "decode": lambda ids, n: self.ask({"op": "decode", "ids": ids, "n": n})["s"],
         }
 
     def close(self) -> None:
@@ -171,7 +199,7 @@ def measure(contenders: dict[str, Timers], vocab: int, repeats: int, new: int) -
     for name, fns in contenders.items():  # warm-up: first calls allocate, pick kernels, compile
         start = time.perf_counter()
         fns["prefill"](p128)
-        fns["generate"](p128, 8)
+        fns["decode"](p128, 8)
         print(f"warm-up {name}: {time.perf_counter() - start:.1f} s", flush=True)
     rounds: dict[str, dict[str, list[float]]] = {name: {} for name in contenders}
     for r in range(repeats):
@@ -179,8 +207,7 @@ def measure(contenders: dict[str, Timers], vocab: int, repeats: int, new: int) -
             t = rounds[name]
             t.setdefault("prefill128_tok_s", []).append(128 / fns["prefill"](p128))
             t.setdefault("prefill512_tok_s", []).append(512 / fns["prefill"](p512))
-            one, many = fns["generate"](p128, 1), fns["generate"](p128, new + 1)
-            t.setdefault("decode_tok_s", []).append(new / (many - one))
+            t.setdefault("decode_tok_s", []).append(new / fns["decode"](p128, new))
         print(f"round {r + 1}/{repeats} done, load average {os.getloadavg()[0]:.1f}", flush=True)
     return rounds
 

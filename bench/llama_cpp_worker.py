@@ -4,7 +4,7 @@ Runs in the bench environment (``make bench`` builds llama-cpp-python into .venv
 the GGUF once, then answers one JSON request per stdin line with one JSON line on stdout:
 
     {"op": "prefill", "ids": [...]}                  -> {"s": seconds for one forward over the ids}
-    {"op": "generate", "ids": [...], "n": 129}       -> {"s": seconds for prompt + n greedy tokens}
+    {"op": "decode", "ids": [...], "n": 128}         -> {"s": seconds from the first greedy token to the (n+1)th}
     {"op": "nll", "ids": [...]}                      -> {"nll": [-log p(ids[t+1] | ids[:t+1]) for each t]}
 
 Each request starts from an empty cache (``reset``), so no prompt prefix is reused between requests.
@@ -32,9 +32,11 @@ def main() -> None:
         if request["op"] == "prefill":
             llm.eval(ids)
             reply = {"s": time.perf_counter() - start}
-        elif request["op"] == "generate":
-            for count, _ in enumerate(llm.generate(ids, top_k=1, temp=0.0, reset=False), start=1):
-                if count == request["n"]:
+        elif request["op"] == "decode":  # the prompt's forward happens before the first token is yielded
+            for count, _ in enumerate(llm.generate(ids, top_k=1, temp=0.0, reset=False)):
+                if count == 0:
+                    start = time.perf_counter()
+                elif count == request["n"]:
                     break
             reply = {"s": time.perf_counter() - start}
         else:  # nll: log-softmax of every position's logits (fp32, as llama.cpp returns them)
