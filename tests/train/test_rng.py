@@ -33,6 +33,9 @@ def test_each_rank_drops_its_own_elements_and_the_shared_stream_stays_in_step() 
     both = (masks[0] & masks[1]).double().mean().item()  # independent draws: p², not p
     assert abs(both - P**2) < 5 * math.sqrt(P**2 * (1 - P**2) / n)
     assert torch.equal(shared_after[0], shared_after[1])  # the replicated regions after it still agree
+    before = torch.get_rng_state()
+    drop.eval()(torch.ones(10))  # evaluation draws nothing, as in one process
+    assert torch.equal(torch.get_rng_state(), before)
 
 
 def test_activation_checkpointing_recomputes_the_same_masks() -> None:

@@ -10,7 +10,9 @@ parallelism) must draw independently instead, or every rank would drop one patte
                             └─ seed (s, rank): the module's random ops ─┘
 
 The seed comes from the shared stream, so activation checkpointing, which restores the shared stream before it
-recomputes a block, recomputes the same masks, and a checkpoint's saved RNG state resumes them exactly.
+recomputes a block, recomputes the same masks, and a checkpoint's saved RNG state resumes them exactly. Outside
+training (eval mode, ``torch.inference_mode``) it draws nothing: evaluation leaves the streams where training left
+them, as it does in one process.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from tfdojo.nn.dropout import dropping
 
 _MAX_RANKS = 1 << 16
 
@@ -37,7 +41,9 @@ def per_rank_stream(module: nn.Module, rank: int) -> None:
         raise ValueError(f"rank {rank} outside [0, {_MAX_RANKS})")
     saved: list[tuple[torch.Generator, torch.Tensor]] = []
 
-    def enter(_: nn.Module, args: tuple[Any, ...]) -> None:
+    def enter(module: nn.Module, args: tuple[Any, ...]) -> None:
+        if not dropping(module):
+            return
         draw = int(torch.randint(1 << 46, ()))  # from the shared CPU stream: the same number on every rank
         for generator in _generators(args[0].device):
             saved.append((generator, generator.get_state()))
