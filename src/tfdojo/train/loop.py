@@ -130,7 +130,8 @@ class Trainer:
         self.start_step = 0
         if self.resume:
             self._restore(latest_checkpoint(self.run_dir))
-            keep_before(self.run_dir, self.start_step)
+            if self.par.rank == 0:  # the one writer of metrics.jsonl (ranks racing on its temporary file fail)
+                keep_before(self.run_dir, self.start_step)
 
     def _tokenizer(self, config: TrainConfig, corpus) -> TrainTokenizer:
         path = self.run_dir / "tokenizer.json"
@@ -253,7 +254,8 @@ class Trainer:
             self.par.barrier()
             self._restore(latest_checkpoint(self.run_dir))
             self.lr_scale, self.events = scale, events  # the cut and the report survive the restore
-            keep_before(self.run_dir, self.start_step)
+            if self.par.rank == 0:
+                keep_before(self.run_dir, self.start_step)
             return row | {"spike": "rollback"}, True
         event.action = "skip"
         return row | {"spike": "skipped"}, False
