@@ -108,7 +108,7 @@ def _norm_names(block: nn.Module) -> list[str]:
 
 
 def _dropouts(module: nn.Module) -> list[nn.Module]:
-    """The module's own dropout layers (not its children's): a block's residual dropouts, the embedding dropout."""
+    """The dropout layers directly under ``module``: a block's residual dropouts, or the model's embedding dropout."""
     return [child for child in module.children() if isinstance(child, nn.Dropout)]
 
 

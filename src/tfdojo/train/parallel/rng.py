@@ -32,7 +32,8 @@ def _generators(device: torch.device) -> list[torch.Generator]:
     if device.type == "cpu":
         return [torch.default_generator]
     backend = torch.get_device_module(device.type)
-    return [torch.default_generator, backend.default_generators[device.index or backend.current_device()]]
+    index = device.index if device.index is not None else backend.current_device()
+    return [torch.default_generator, backend.default_generators[index]]
 
 
 def per_rank_stream(module: nn.Module, rank: int) -> None:
@@ -41,7 +42,7 @@ def per_rank_stream(module: nn.Module, rank: int) -> None:
         raise ValueError(f"rank {rank} outside [0, {_MAX_RANKS})")
     saved: list[tuple[torch.Generator, torch.Tensor]] = []
 
-    def enter(module: nn.Module, args: tuple[Any, ...]) -> None:
+    def enter(_: nn.Module, args: tuple[Any, ...]) -> None:
         if not dropping(module):
             return
         draw = int(torch.randint(1 << 46, ()))  # from the shared CPU stream: the same number on every rank
