@@ -21,6 +21,9 @@ def dropping(module: nn.Module) -> bool:
 class Dropout(nn.Dropout):
     """``nn.Dropout`` that is also off under ``torch.inference_mode`` and keeps a one-byte mask for backward."""
 
+    def __init__(self, p: float) -> None:
+        super().__init__(p)  # no in-place option: forward never writes into its input
+
     def forward(self, x: Tensor) -> Tensor:
         return torch.native_dropout(x, self.p, True)[0] if dropping(self) else x
 
