@@ -17,6 +17,7 @@ from tfdojo.models.bert import Bert, BertConfig
 from tfdojo.models.gpt2 import GPT2, GPT2Config
 from tfdojo.models.llama import Llama, LlamaConfig
 from tfdojo.models.t5 import T5Config
+from tfdojo.models.variants import VariantConfig, VariantLM
 
 MODELS = {
     "llama-gqa": (Llama, LlamaConfig(vocab_size=96, dim=64, n_layers=2, n_heads=8, n_kv_heads=2, ffn_hidden=160)),
@@ -36,10 +37,14 @@ def _build(name: str, backend: str, dtype: torch.dtype, checkpointing: bool) -> 
     model_cls, config = MODELS[name]
     torch.manual_seed(0)
     model = model_cls(type(config)(**{**vars(config), "attention_backend": backend})).to(dtype)
-    if checkpointing:
-        for layer in model.layers:
-            plain = layer.forward
-            layer.forward = lambda x, _f=plain, **kw: checkpoint(_f, x, use_reentrant=False, **kw)
+    return _checkpointed(model) if checkpointing else model
+
+
+def _checkpointed(model: nn.Module) -> nn.Module:
+    """``model`` with every block under non-reentrant activation checkpointing (it keeps the block's input)."""
+    for layer in model.layers:
+        plain = layer.forward
+        layer.forward = lambda x, _f=plain, **kw: checkpoint(_f, x, use_reentrant=False, **kw)
     return model
 
 
@@ -111,6 +116,42 @@ def test_activation_bytes_in_bfloat16(name: str, backend: str, checkpointing: bo
         model.config, 32, 2, dtype=torch.bfloat16, fused_attention=backend == "sdpa", checkpointing=checkpointing
     )
     _check_over(predicted.value, _saved_bytes(model, ids), OVER_BF16[name, backend, checkpointing])
+
+
+# Dropout: the VariantLM twin of llama-gqa (RMSNorm, RoPE, SwiGLU, 8 query / 2 KV heads), and an MHA one.
+DROPOUT_CASES = [  # (n_kv_heads, backend, checkpointing, dtype); sdpa on a CPU runs torch's math path with dropout
+    (2, "eager", False, torch.float32), (2, "eager", True, torch.float32), (2, "sdpa", False, torch.float32),
+    (2, "sdpa", True, torch.float32), (2, "sdpa", False, torch.bfloat16), (8, "sdpa", False, torch.float32),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kv_heads", "backend", "checkpointing", "dtype"), DROPOUT_CASES)
+def test_dropout_masks_match_saved_tensors(
+    kv_heads: int, backend: str, checkpointing: bool, dtype: torch.dtype
+) -> None:
+    ids = torch.randint(0, 96, (2, 16))
+    measured, predicted = {}, {}
+    for p in (0.0, 0.1):
+        config = VariantConfig(vocab_size=96, dim=64, n_layers=2, n_heads=8, n_kv_heads=kv_heads, ffn_hidden=160,
+                               backend=backend, dropout=p)  # fmt: skip
+        torch.manual_seed(0)
+        model = VariantLM(config).to(dtype).train()
+        measured[p] = _saved_bytes(_checkpointed(model) if checkpointing else model, ids)
+        predicted[p] = activation_bytes(
+            config, 16, 2, dtype=dtype, fused_attention=backend == "sdpa", checkpointing=checkpointing,
+            fused_dropout=False,
+        ).value  # fmt: skip
+    # what dropout adds is exact: masks, the eager dropped probabilities, the math path in place of the fused kernel
+    assert predicted[0.1] - predicted[0.0] == measured[0.1] - measured[0.0]
+    _check_over(predicted[0.1], measured[0.1], 0.024 if checkpointing else 0.001)  # fp32 llama-gqa bounds (above)
+
+
+def test_a_fused_kernel_with_dropout_adds_only_the_masks() -> None:
+    config = VariantConfig(vocab_size=96, dim=64, n_layers=2, n_heads=8, n_kv_heads=2, ffn_hidden=160)
+    dropped = VariantConfig(**{**vars(config), "dropout": 0.1})
+    for checkpointing, masks in ((False, 2 * 2 + 1), (True, 1)):  # two residual masks per layer, one on embeddings
+        plain = activation_bytes(config, 512, 4, checkpointing=checkpointing).value
+        assert activation_bytes(dropped, 512, 4, checkpointing=checkpointing).value - plain == masks * 4 * 512 * 64
 
 
 def test_the_quadratic_term_is_what_eager_adds() -> None:

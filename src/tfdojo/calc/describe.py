@@ -35,7 +35,8 @@ class Arch:
     embeddings (BERT); ``n_positions``: rows of a learned position table (0 with rotary positions);
     ``n_experts`` = 0: a dense FFN; ``n_cross_layers``: decoder layers (of the ``n_layers``) that also attend to
     an encoder, with one more attention and one more norm; ``extra_params``: named family-specific parameters
-    (a patch embedding, relative position biases) counted as they are.
+    (a patch embedding, relative position biases) counted as they are; ``dropout``: the training dropout rate on
+    the embeddings, residual branches and attention probabilities (activation memory counts its masks).
     """
 
     family: str
@@ -65,6 +66,7 @@ class Arch:
     sliding_window: int | None = None
     n_cross_layers: int = 0
     extra_params: tuple[tuple[str, int], ...] = ()
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         sizes = {
@@ -91,6 +93,8 @@ class Arch:
             raise ConfigError(f"n_cross_layers ({self.n_cross_layers}) must lie in [0, n_layers ({self.n_layers})]")
         if self.sliding_window is not None and self.sliding_window <= 0:
             raise ConfigError(f"sliding_window must be positive or None, got {self.sliding_window}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout is a probability in [0, 1), got {self.dropout}")
 
     def require_one_stack(self, quantity: str) -> None:
         """ConfigError for an encoder-decoder, whose two stacks see different lengths (give them separately)."""
@@ -306,4 +310,5 @@ def _variant(c: VariantConfig) -> Arch:
         experts_per_token=c.top_k if c.n_experts else 0,
         sliding_window=c.window,
         extra_params=extra,
+        dropout=c.dropout,
     )

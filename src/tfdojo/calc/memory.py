@@ -14,7 +14,17 @@ b batch, s sequence, d width, F FFN width, Hq·D / Hkv·D query / key widths, a 
     attention fused    a·b·s·(Hq + 2Hkv)·D + a·b·s·Hq·D + 4·b·Hq·s    q, k, v, output; the log-sum-exp
     FFN gated / MLP    4 / 2 · a·b·s·F                      gate, up, act(gate), product / pre- and post-activation
 
-A fused kernel (FlashAttention; Dao et al., 2022) never stores the s×s matrix: that is the O(s²) term.
+With dropout p > 0 (Srivastava et al., 2014) each dropout keeps a one-byte mask (``torch.native_dropout``):
+
+    residual dropouts  2·b·s·d                              after attention and after the FFN
+    eager attention    + 5·b·Hq·s²                          the dropped fp32 probabilities and their mask
+    sdpa on a CPU      4·b·s·3Hq·D + 12·b·Hq·s² + a·b·s·Hq·D    in place of the fused term: torch's math path
+    embeddings         b·s·d                                outside the blocks, kept with checkpointing too
+
+A fused kernel (FlashAttention; Dao et al., 2022) never stores the s×s matrix: that is the O(s²) term. It drops
+inside itself and keeps only its random-number state (the paper's Algorithm 2), so dropout adds no attention term;
+torch's SDPA on a CPU has no fused kernel that drops and falls back to its math path (``fused_dropout=False``),
+which widens q, k, v to Hq heads in fp32 and keeps the fp32 probabilities, dropout noise and dropped probabilities.
 Per-block activation checkpointing (Chen et al., 2016) keeps only each block's input, a·b·s·d, and recomputes
 one block at a time during backward, so the peak holds one block's full activations on top.
 """
@@ -110,11 +120,18 @@ def _norm_term(a: Arch, rows: int, act: float, count: int, where: str, *, with_o
     return _Term(where, formula, f"{count}·({rows:,}·{a.dim}·{1 + outputs}·{act:g} + 8·{rows:,})", count * per)
 
 
-def _layer_terms(a: Arch, batch: int, seq: int, act: float, fused: bool) -> list[_Term]:
+def _layer_terms(a: Arch, batch: int, seq: int, act: float, fused: bool, fused_dropout: bool) -> list[_Term]:
     rows = batch * seq
     norms = _norm_term(a, rows, act, a.norms_per_layer, "norms")
     qkv = rows * (a.q_width + 2 * a.kv_width)
-    if fused:
+    if fused and a.dropout and not fused_dropout:  # torch's SDPA math path: no fused kernel drops on a CPU
+        attn = _Term(
+            "attention (sdpa math path, dropout)",
+            "4·b·s·3Hq·D + 12·b·Hq·s² + a·b·s·Hq·D",
+            f"4·{rows:,}·3·{a.q_width} + 12·{batch}·{a.n_heads}·{seq}² + {act:g}·{rows:,}·{a.q_width}",
+            4 * rows * 3 * a.q_width + 12 * batch * a.n_heads * seq * seq + act * rows * a.q_width,
+        )
+    elif fused:
         attn = _Term(
             "attention (fused)",
             "a·b·s·(Hq + 2Hkv)·D + a·b·s·Hq·D + 4·b·Hq·s",
@@ -136,13 +153,24 @@ def _layer_terms(a: Arch, batch: int, seq: int, act: float, fused: bool) -> list
         f"{saved_per_ffn}·{act:g}·{rows:,}·{a.ffn_hidden}" + (f" × {experts}" if a.n_experts else ""),
         saved_per_ffn * act * rows * a.ffn_hidden * experts,
     )
-    return [norms, attn, ffn]
+    terms = [norms, attn, ffn]
+    if a.dropout and not fused:  # the softmax keeps its output, the weighted sum the dropped copy
+        drop = 5 * batch * a.n_heads * seq * seq
+        formula = "5·b·Hq·s² (dropped fp32 probabilities, 1-byte mask)"
+        terms.append(_Term("attention dropout (eager)", formula, f"5·{batch}·{a.n_heads}·{seq}²", drop))
+    if a.dropout:
+        what, formula = "residual dropout masks", "2·b·s·d (1 byte per element, two branches)"
+        terms.append(_Term(what, formula, f"2·{rows:,}·{a.dim}", 2.0 * rows * a.dim))
+    return terms
 
 
 def _outside_terms(a: Arch, batch: int, seq: int, act: float, checkpointing: bool) -> list[_Term]:
     rows = batch * seq
     id_rows = rows * (1 + (a.n_token_types > 0)) + seq * (a.n_positions > 0)
     terms = [_Term("token ids", "8·(b·s per id tensor + s positions) (int64)", f"8·{id_rows:,}", 8.0 * id_rows)]
+    if a.dropout:  # outside the blocks: kept with checkpointing too
+        what = "embedding dropout mask"
+        terms.append(_Term(what, "b·s·d (1 byte per element)", f"{rows:,}·{a.dim}", 1.0 * rows * a.dim))
     if not a.n_positions:
         rope = 2 * seq * a.head_dim * act
         terms.append(_Term("rotary tables", "2·s·D·a (cos, sin)", f"2·{seq}·{a.head_dim}·{act:g}", rope))
@@ -173,13 +201,17 @@ def activation_bytes(
     dtype: str | torch.dtype = "bfloat16",
     fused_attention: bool = True,
     checkpointing: bool = False,
+    fused_dropout: bool = True,
 ) -> Result:
-    """Bytes autograd keeps for backward after one forward of ``batch`` × ``seq_len`` tokens (see module doc)."""
+    """Bytes autograd keeps for backward after one forward of ``batch`` × ``seq_len`` tokens (see module doc).
+
+    ``fused_dropout=False``: with dropout the fused attention runs torch's SDPA math path, as on a CPU.
+    """
     check_sizes(seq_len=seq_len, batch=batch)
     a = describe(config)
     a.require_one_stack("activation_bytes")
     act = bytes_per_element(dtype)
-    layer = _layer_terms(a, batch, seq_len, act, fused_attention)
+    layer = _layer_terms(a, batch, seq_len, act, fused_attention, fused_dropout)
     per_layer = sum(t.value for t in layer)
     steps = [Step(f"per layer: {t.what}", t.formula, t.substituted, t.value, "bytes") for t in layer]
     if checkpointing:
@@ -189,9 +221,8 @@ def activation_bytes(
         )
     else:
         kept = per_layer
-        steps.append(
-            Step("per layer", "norms + attention + FFN", " + ".join(f"{t.value:,.0f}" for t in layer), kept, "bytes")
-        )
+        formula = "norms + attention + FFN" + (" + dropout" if a.dropout else "")
+        steps.append(Step("per layer", formula, " + ".join(f"{t.value:,.0f}" for t in layer), kept, "bytes"))
     outside = _outside_terms(a, batch, seq_len, act, checkpointing)
     steps += [Step(t.what, t.formula, t.substituted, t.value, "bytes") for t in outside]
     parts = {"layers": a.n_layers * kept, **{t.what: t.value for t in outside}}
@@ -201,9 +232,17 @@ def activation_bytes(
     )
     assumptions = (
         f"activations at {dtype_name(dtype)}; softmax statistics, RMSNorm's upcast and the loss in fp32",
-        "the tensors tfdojo's modules save (measured with saved_tensors_hooks); no dropout",
+        "the tensors tfdojo's modules save (measured with saved_tensors_hooks); "
+        + (f"dropout {a.dropout:g}: a one-byte mask per dropout (torch.native_dropout)" if a.dropout else "no dropout"),
         "eager attention stores the s×s probabilities" if not fused_attention else "fused attention stores no s×s term",
     )
+    if a.dropout and fused_attention:
+        assumptions += (
+            "fused attention drops inside the kernel and keeps only its random-number state (FlashAttention); "
+            "not measured here (CPU only)"
+            if fused_dropout
+            else "with dropout, torch's SDPA on a CPU runs its math path and keeps the s×s probabilities (measured)",
+        )
     if a.n_experts:
         assumptions += (
             "a mixture of experts keeps k experts' FFN tensors per token, as a dropless grouped-GEMM kernel does "
@@ -221,6 +260,7 @@ def train_memory(
     optimizer: str = "adamw",
     fused_attention: bool = True,
     checkpointing: bool = False,
+    fused_dropout: bool = True,
 ) -> Result:
     """Peak training memory on one device: weights, gradients, fp32 master copy, optimizer moments, activations."""
     if optimizer not in OPTIMIZER_STATES:
@@ -229,9 +269,8 @@ def train_memory(
     per = bytes_per_element(dtype)
     mixed = dtype_name(dtype) != "float32"
     states = OPTIMIZER_STATES[optimizer]
-    acts = activation_bytes(
-        config, seq_len, batch, dtype=dtype, fused_attention=fused_attention, checkpointing=checkpointing
-    )
+    kinds = {"fused_attention": fused_attention, "fused_dropout": fused_dropout}
+    acts = activation_bytes(config, seq_len, batch, dtype=dtype, checkpointing=checkpointing, **kinds)
     parts = {
         "weights": n * per,
         "gradients": n * per,
@@ -259,7 +298,7 @@ def train_memory(
         *acts.steps,
     ]
     if checkpointing:
-        full = activation_bytes(config, seq_len, batch, dtype=dtype, fused_attention=fused_attention)
+        full = activation_bytes(config, seq_len, batch, dtype=dtype, **kinds)
         block = full.parts["layers"] / describe(config).n_layers
         parts["recomputed block"] = block
         steps.append(Step("one block recomputed in backward", "full activations of one layer", "", block, "bytes"))
