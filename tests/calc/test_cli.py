@@ -68,6 +68,18 @@ def test_memory_train_and_infer() -> None:
     assert infer["value"] == pytest.approx(2 * 6_738_415_616 + 2**31, rel=1e-4)  # weights + 2 GiB cache (+ logits)
 
 
+def test_memory_train_counts_dropout_masks() -> None:
+    plain = _json("memory", "train", "--model", "llama-2-7b", "--seq-len", "1024")
+    dropped = _json("memory", "train", "--model", "llama-2-7b", "--seq-len", "1024", "--dropout", "0.1")
+    # a fused attention kernel keeps no mask: one byte per element on the embeddings and 2 residual branches × 32
+    masks = (2 * 32 + 1) * 1024 * 4096
+    assert dropped["parts"]["activations"] - plain["parts"]["activations"] == masks
+    text = runner.invoke(app, ["memory", "train", "--model", "llama-2-7b", "--seq-len", "1024", "--dropout", "0.1"])
+    assert "residual dropout masks" in text.stdout and "2·1,024·4096" in text.stdout  # the step, substituted
+    bad = runner.invoke(app, ["memory", "train", "--model", "llama-2-7b", "--dropout", "1"])
+    assert bad.exit_code != 0 and "dropout is a probability" in bad.output and "Traceback" not in bad.output
+
+
 def test_roofline_decode_is_memory_bound_on_h100() -> None:
     d = _json("roofline", "--model", "llama-2-7b", "--gpu", "h100-80gb")
     assert d["parts"]["memory_s"] > 100 * d["parts"]["compute_s"]

@@ -137,15 +137,19 @@ def memory_train(
     dtype: DTypeOpt = "bfloat16",
     optimizer: Annotated[str, typer.Option(help="Optimizer whose states are counted (e.g. adamw, sgd).")] = "adamw",
     checkpointing: Annotated[bool, typer.Option(help="Activation checkpointing per block.")] = False,
+    dropout: Annotated[
+        float | None, typer.Option(help="Training dropout rate, whose masks count (default: the model's, often 0).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Peak training memory on one device: weights, gradients, master copy, optimizer states, activations."""
+    from dataclasses import replace
+
     from tfdojo.calc.memory import train_memory
 
     with _errors():
-        result = train_memory(
-            _config(model), seq_len, batch, dtype=dtype, optimizer=optimizer, checkpointing=checkpointing
-        )
+        config = _config(model) if dropout is None else replace(_config(model), dropout=dropout)
+        result = train_memory(config, seq_len, batch, dtype=dtype, optimizer=optimizer, checkpointing=checkpointing)
         show(result, as_json)
 
 
