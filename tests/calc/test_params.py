@@ -110,6 +110,8 @@ def test_unknown_config_class_is_a_config_error() -> None:
         ({"n_kv_heads": 4}, "multiple"),
         ({"n_experts": 4, "experts_per_token": 0}, "experts_per_token"),
         ({"n_experts": 2, "experts_per_token": 3}, "experts_per_token"),
+        ({"layout": "middle"}, "unknown layout"),
+        ({"positions": "rotary"}, "unknown positions"),
     ],
 )
 def test_bad_arch_is_a_config_error(change: dict, match: str) -> None:

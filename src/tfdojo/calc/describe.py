@@ -25,6 +25,8 @@ from tfdojo.models.vit import ViTConfig
 
 FFNKind = Literal["gated", "mlp"]
 NormKind = Literal["rms", "layer"]
+LayoutKind = Literal["pre", "post", "sandwich"]
+PositionKind = Literal["rope", "learned", "sinusoidal", "alibi", "relative", "none"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,10 @@ class Arch:
     ``n_experts`` = 0: a dense FFN; ``n_cross_layers``: decoder layers (of the ``n_layers``) that also attend to
     an encoder, with one more attention and one more norm; ``extra_params``: named family-specific parameters
     (a patch embedding, relative position biases) counted as they are; ``dropout``: the training dropout rate on
-    the embeddings, residual branches and attention probabilities (activation memory counts its masks).
+    the embeddings, residual branches and attention probabilities (activation memory counts its masks);
+    ``layout``: where the norms sit (pre-LN before each sublayer, post-LN after the residual add as in BERT,
+    sandwich both before and after each sublayer); ``positions``: how positions enter (activation memory counts
+    rotary tables, and ALiBi's dense bias).
     """
 
     family: str
@@ -67,6 +72,8 @@ class Arch:
     n_cross_layers: int = 0
     extra_params: tuple[tuple[str, int], ...] = ()
     dropout: float = 0.0
+    layout: LayoutKind = "pre"
+    positions: PositionKind = "rope"
 
     def __post_init__(self) -> None:
         sizes = {
@@ -95,6 +102,10 @@ class Arch:
             raise ConfigError(f"sliding_window must be positive or None, got {self.sliding_window}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout is a probability in [0, 1), got {self.dropout}")
+        if self.layout not in LayoutKind.__args__:
+            raise ConfigError(f"unknown layout {self.layout!r}; use one of {LayoutKind.__args__}")
+        if self.positions not in PositionKind.__args__:
+            raise ConfigError(f"unknown positions {self.positions!r}; use one of {PositionKind.__args__}")
 
     def require_one_stack(self, quantity: str) -> None:
         """ConfigError for an encoder-decoder, whose two stacks see different lengths (give them separately)."""
@@ -226,6 +237,7 @@ def _gpt2(c: GPT2Config) -> Arch:
         vocab_size=c.vocab_size,
         tied_embeddings=c.tie_embeddings,
         n_positions=c.n_positions,
+        positions="learned",
     )
 
 
@@ -239,6 +251,8 @@ def _bert(c: BertConfig) -> Arch:
         final_norms=0,
         embedding_norm=True,
         n_positions=c.max_positions,
+        positions="learned",
+        layout="post",
         n_token_types=c.type_vocab_size,
         has_lm_head=False,
         pooler=c.pooler,
@@ -262,6 +276,7 @@ def _t5(c: T5Config) -> Arch:
         norm="rms",
         final_norms=2,  # one after the encoder, one after the decoder
         n_cross_layers=decoder_layers,
+        positions="relative",
         extra_params=(("relative position biases", 2 * c.num_buckets * c.n_heads),),  # encoder's and decoder's
     )
 
@@ -278,6 +293,7 @@ def _vit(c: ViTConfig) -> Arch:
         vocab_size=0,
         tied_embeddings=False,
         n_positions=1 + grid**2,
+        positions="learned",
         has_lm_head=False,
         extra_params=tuple(extras),
     )
@@ -311,4 +327,6 @@ def _variant(c: VariantConfig) -> Arch:
         sliding_window=c.window,
         extra_params=extra,
         dropout=c.dropout,
+        layout=c.layout,
+        positions=c.positions,
     )

@@ -120,31 +120,60 @@ def _norm_term(a: Arch, rows: int, act: float, count: int, where: str, *, with_o
     return _Term(where, formula, f"{count}·({rows:,}·{a.dim}·{1 + outputs}·{act:g} + 8·{rows:,})", count * per)
 
 
+def _layer_norms(a: Arch, rows: int, act: float) -> list[_Term]:
+    if a.layout != "sandwich":
+        return [_norm_term(a, rows, act, a.norms_per_layer, "norms")]
+    # the sandwich's norms after each sublayer feed the residual add, which saves nothing: their output is not kept
+    before = _norm_term(a, rows, act, 2, "norms before the sublayers")
+    after = _norm_term(a, rows, act, a.norms_per_layer - 2, "norms after the sublayers", with_output=False)
+    return [before, after]
+
+
+def _attention_term(a: Arch, batch: int, seq: int, act: float, fused: bool, fused_dropout: bool) -> _Term:
+    rows = batch * seq
+    qkv = rows * (a.q_width + 2 * a.kv_width)
+    alibi, window = a.positions == "alibi", a.sliding_window is not None
+    # tfdojo's backends zero the output rows that see no key: a window or ALiBi adds a bool flag per row (and head)
+    flags = seq * (a.n_heads if alibi else 1) if alibi or window else 0
+    flag_formula, flag_sub = (
+        ("", "") if not flags else ((" + Hq·s", f" + {a.n_heads}·{seq}") if alibi else (" + s", f" + {seq}"))
+    )
+    if not fused:
+        return _Term(
+            "attention (eager)",
+            "4·b·s·(Hq + 2Hkv)·D + 4·b·Hq·s² + a·b·s·Hq·D" + flag_formula,
+            f"4·{qkv:,} + 4·{batch}·{a.n_heads}·{seq}² + {act:g}·{rows:,}·{a.q_width}" + flag_sub,
+            4 * qkv + 4 * batch * a.n_heads * seq * seq + act * rows * a.q_width + flags,
+        )
+    dropping = a.dropout and not fused_dropout  # no fused kernel on a CPU drops
+    if dropping or alibi:  # so does ALiBi's (Hq, s, s) bias: torch's CPU kernels take 2-D or 4-D masks only
+        squares = 12 if dropping else 4  # fp32 probabilities (+ fp32 noise and dropped probabilities)
+        what = "attention (sdpa math path" + (", dropout" if dropping else "") + (", ALiBi" if alibi else "") + ")"
+        return _Term(
+            what,
+            f"4·b·s·3Hq·D + {squares}·b·Hq·s² + a·b·s·Hq·D" + flag_formula,
+            f"4·{rows:,}·3·{a.q_width} + {squares}·{batch}·{a.n_heads}·{seq}² + {act:g}·{rows:,}·{a.q_width}"
+            + flag_sub,
+            4 * rows * 3 * a.q_width + squares * batch * a.n_heads * seq * seq + act * rows * a.q_width + flags,
+        )
+    if window:  # a dense window mask: the kernel keeps it and its own output besides the zeroed copy o_proj keeps
+        return _Term(
+            "attention (fused, dense window mask)",
+            "a·b·s·(Hq + 2Hkv)·D + 2·a·b·s·Hq·D + 4·b·Hq·s + a·s² + s",
+            f"{act:g}·{qkv:,} + 2·{act:g}·{rows:,}·{a.q_width} + 4·{batch}·{a.n_heads}·{seq} + {act:g}·{seq}² + {seq}",
+            act * qkv + 2 * act * rows * a.q_width + 4 * batch * a.n_heads * seq + act * seq * seq + seq,
+        )
+    return _Term(
+        "attention (fused)",
+        "a·b·s·(Hq + 2Hkv)·D + a·b·s·Hq·D + 4·b·Hq·s",
+        f"{act:g}·{qkv:,} + {act:g}·{rows:,}·{a.q_width} + 4·{batch}·{a.n_heads}·{seq}",
+        act * qkv + act * rows * a.q_width + 4 * batch * a.n_heads * seq,
+    )
+
+
 def _layer_terms(a: Arch, batch: int, seq: int, act: float, fused: bool, fused_dropout: bool) -> list[_Term]:
     rows = batch * seq
-    norms = _norm_term(a, rows, act, a.norms_per_layer, "norms")
-    qkv = rows * (a.q_width + 2 * a.kv_width)
-    if fused and a.dropout and not fused_dropout:  # torch's SDPA math path: no fused kernel drops on a CPU
-        attn = _Term(
-            "attention (sdpa math path, dropout)",
-            "4·b·s·3Hq·D + 12·b·Hq·s² + a·b·s·Hq·D",
-            f"4·{rows:,}·3·{a.q_width} + 12·{batch}·{a.n_heads}·{seq}² + {act:g}·{rows:,}·{a.q_width}",
-            4 * rows * 3 * a.q_width + 12 * batch * a.n_heads * seq * seq + act * rows * a.q_width,
-        )
-    elif fused:
-        attn = _Term(
-            "attention (fused)",
-            "a·b·s·(Hq + 2Hkv)·D + a·b·s·Hq·D + 4·b·Hq·s",
-            f"{act:g}·{qkv:,} + {act:g}·{rows:,}·{a.q_width} + 4·{batch}·{a.n_heads}·{seq}",
-            act * qkv + act * rows * a.q_width + 4 * batch * a.n_heads * seq,
-        )
-    else:
-        attn = _Term(
-            "attention (eager)",
-            "4·b·s·(Hq + 2Hkv)·D + 4·b·Hq·s² + a·b·s·Hq·D",
-            f"4·{qkv:,} + 4·{batch}·{a.n_heads}·{seq}² + {act:g}·{rows:,}·{a.q_width}",
-            4 * qkv + 4 * batch * a.n_heads * seq * seq + act * rows * a.q_width,
-        )
+    attn = _attention_term(a, batch, seq, act, fused, fused_dropout)
     saved_per_ffn = 4 if a.ffn_kind == "gated" else 2
     experts = a.experts_per_token if a.n_experts else 1
     ffn = _Term(
@@ -153,7 +182,7 @@ def _layer_terms(a: Arch, batch: int, seq: int, act: float, fused: bool, fused_d
         f"{saved_per_ffn}·{act:g}·{rows:,}·{a.ffn_hidden}" + (f" × {experts}" if a.n_experts else ""),
         saved_per_ffn * act * rows * a.ffn_hidden * experts,
     )
-    terms = [norms, attn, ffn]
+    terms = [*_layer_norms(a, rows, act), attn, ffn]
     if a.dropout and not fused:  # the softmax keeps its output, the weighted sum the dropped copy
         drop = 5 * batch * a.n_heads * seq * seq
         formula = "5·b·Hq·s² (dropped fp32 probabilities, 1-byte mask)"
@@ -171,13 +200,19 @@ def _outside_terms(a: Arch, batch: int, seq: int, act: float, checkpointing: boo
     if a.dropout:  # outside the blocks: kept with checkpointing too
         what = "embedding dropout mask"
         terms.append(_Term(what, "b·s·d (1 byte per element)", f"{rows:,}·{a.dim}", 1.0 * rows * a.dim))
-    if not a.n_positions:
+    if a.positions == "rope":
         rope = 2 * seq * a.head_dim * act
         terms.append(_Term("rotary tables", "2·s·D·a (cos, sin)", f"2·{seq}·{a.head_dim}·{act:g}", rope))
     if a.embedding_norm:  # its output is block 0's input, kept by the checkpoint when checkpointing
         terms.append(_norm_term(a, rows, act, 1, "embedding norm", with_output=not checkpointing))
+    elif a.layout == "post" and not checkpointing:  # no norm first: block 0's q/k/v projections keep the embeddings
+        what = "block 0's input (the embeddings, kept by its q/k/v projections)"
+        terms.append(_Term(what, "a·b·s·d", f"{act:g}·{rows:,}·{a.dim}", act * rows * a.dim))
     if a.final_norms:
         terms.append(_norm_term(a, rows, act, a.final_norms, "final norm"))
+    elif a.has_lm_head and (checkpointing or a.layout != "post"):  # post-LN: the last block's norm output, counted
+        what = "the last block's output (kept by the head)"
+        terms.append(_Term(what, "a·b·s·d", f"{act:g}·{rows:,}·{a.dim}", act * rows * a.dim))
     if a.has_lm_head:
         logits = rows * (4.0 * a.vocab_size + 8)
         what = "logits for the loss"
