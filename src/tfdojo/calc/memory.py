@@ -9,10 +9,26 @@ save -- checked against ``torch.autograd.graph.saved_tensors_hooks`` -- written 
 b batch, s sequence, d width, F FFN width, Hq·D / Hkv·D query / key widths, a bytes per activation element:
 
     norm (RMSNorm)     b·s·d·(4 + 2a) + 4·b·s      fp32 copy of the input, normalised x, scaled output; 1/rms
-    norm (LayerNorm)   b·s·d·2a + 8·b·s            input, output; mean and 1/std in fp32
+    norm (LayerNorm)   b·s·d·2a + 8·b·s            input, output; mean and 1/std in fp32 (a CPU keeps them at a)
     attention eager    4·b·s·(Hq + 2Hkv)·D + 4·b·Hq·s² + a·b·s·Hq·D    fp32 q, k, v; the s×s probabilities
     attention fused    a·b·s·(Hq + 2Hkv)·D + a·b·s·Hq·D + 4·b·Hq·s    q, k, v, output; the log-sum-exp
     FFN gated / MLP    4 / 2 · a·b·s·F                      gate, up, act(gate), product / pre- and post-activation
+
+A norm's output is kept by the matmul it feeds. Where the norms sit (``Arch.layout``) decides what else is kept:
+
+    pre-LN             a final norm before the head; block 0's input is its first norm's input
+    post-LN            no final norm: block 0's q/k/v projections keep the embeddings, + a·b·s·d (the head keeps
+                       the last block's output, its second norm's, counted above; + a·b·s·d when checkpointing)
+    sandwich           the norms after each sublayer feed the residual add, which keeps nothing: no output term
+
+tfdojo's sdpa backend passes a window or ALiBi as a dense mask and zeroes the rows that see no key
+(``masked_fill``, + s bool flags, Hq·s with ALiBi):
+
+    window             + a·s² + a·b·s·Hq·D      the (s, s) mask, converted to an additive one at the activation
+                                                dtype, and the kernel's output, kept apart from the zeroed copy
+    ALiBi              4·b·s·3Hq·D + 4·b·Hq·s² + a·b·s·Hq·D    in place of the fused term: the (Hq, s, s) bias is
+                                                3-D, which torch's fused CPU kernel refuses (math path, below;
+                                                with dropout on that path, 12·b·Hq·s²)
 
 With dropout p > 0 (Srivastava et al., 2014) each dropout keeps a one-byte mask (``torch.native_dropout``):
 
@@ -256,7 +272,7 @@ def activation_bytes(
         )
     else:
         kept = per_layer
-        formula = "norms + attention + FFN" + (" + dropout" if a.dropout else "")
+        formula = " + ".join(t.what.split(" (")[0] for t in layer)  # each term's name without its note
         steps.append(Step("per layer", formula, " + ".join(f"{t.value:,.0f}" for t in layer), kept, "bytes"))
     outside = _outside_terms(a, batch, seq_len, act, checkpointing)
     steps += [Step(t.what, t.formula, t.substituted, t.value, "bytes") for t in outside]
@@ -271,6 +287,10 @@ def activation_bytes(
         + (f"dropout {a.dropout:g}: a one-byte mask per dropout (torch.native_dropout)" if a.dropout else "no dropout"),
         "eager attention stores the s×s probabilities" if not fused_attention else "fused attention stores no s×s term",
     )
+    if fused_attention and a.positions == "alibi":
+        assumptions += ("ALiBi's 3-D bias sends torch's SDPA to its math path: s×s probabilities kept (measured)",)
+    elif fused_attention and a.sliding_window is not None:
+        assumptions += ("the window reaches SDPA as a dense mask, which the kernel keeps (a·s²)",)
     if a.dropout and fused_attention:
         assumptions += (
             "fused attention drops inside the kernel and keeps only its random-number state (FlashAttention); "
