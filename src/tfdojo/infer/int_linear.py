@@ -10,6 +10,10 @@ take a path ~30x slower. The kernels' limits, checked here rather than met as a 
 
 Scales and zeros go to the kernels in bf16 (their only dtype with bf16 activations), which rounds each to 8
 significant bits; ``tests/infer/test_quant.py`` bounds the products against an fp64 matmul of the codes.
+
+One-row products (a batch-1 decode step) go to our own AVX2 kernels (``tfdojo.infer.gemv_kernel``) where they
+are built: ggml's int4 x int8 dot product, 3-4x faster than torch's int4 kernel on AVX2 CPUs without bf16
+arithmetic (docs/benchmarks.md). They take x rounded to int8 per block of 32 and int4 scales and lows in fp16.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import torch
 from torch import Tensor
 
 from tfdojo.errors import ConfigError
-from tfdojo.infer.quant import Int4Codes, Int8Codes
+from tfdojo.infer import gemv_kernel
+from tfdojo.infer.quant import INT4_MIDPOINT, Int4Codes, Int8Codes
 
 ACTIVATION_DTYPE = torch.bfloat16
 
@@ -44,11 +49,15 @@ class Int4Linear:
         scale_zero = torch.stack((codes.scale, codes.zero), dim=-1)  # (out, groups, 2)
         self.scale_zero = scale_zero.transpose(0, 1).contiguous().to(ACTIVATION_DTYPE)  # (groups, out, 2)
         self.bias = None if bias is None else bias.detach().to(ACTIVATION_DTYPE)
+        self.one_row = _one_row_int4(codes)  # (packed, scale, low) for our kernel, or None
 
     def __call__(self, x: Tensor) -> Tensor:
-        rows = x.reshape(-1, x.shape[-1])  # (N, in)
-        y = torch.ops.aten._weight_int4pack_mm_for_cpu(rows, self.packed, self.group, self.scale_zero)  # (N, out)
-        y = y.view(*x.shape[:-1], self.out_features)
+        if self.one_row is not None and x.numel() == x.shape[-1] and x.dtype == ACTIVATION_DTYPE:
+            y = _int4_gemv(x.reshape(-1), *self.one_row).view(*x.shape[:-1], self.out_features)
+        else:
+            rows = x.reshape(-1, x.shape[-1])  # (N, in)
+            y = torch.ops.aten._weight_int4pack_mm_for_cpu(rows, self.packed, self.group, self.scale_zero)  # (N, out)
+            y = y.view(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
 
 
@@ -66,8 +75,36 @@ class Int8Linear:
         self.codes = codes.codes.contiguous()  # (out, in) int8
         self.scale = codes.scale.to(ACTIVATION_DTYPE)  # (out,)
         self.bias = None if bias is None else bias.detach().to(ACTIVATION_DTYPE)
+        usable = cols % gemv_kernel.BLOCK == 0 and gemv_kernel.library() is not None
+        self.one_row = (self.codes, codes.scale.float().contiguous()) if usable else None  # for our kernel
 
     def __call__(self, x: Tensor) -> Tensor:
-        rows = x.reshape(-1, x.shape[-1])  # (N, in)
-        y = torch.ops.aten._weight_int8pack_mm(rows, self.codes, self.scale).view(*x.shape[:-1], self.out_features)
+        if self.one_row is not None and x.numel() == x.shape[-1] and x.dtype == ACTIVATION_DTYPE:
+            y = _int8_gemv(x.reshape(-1), *self.one_row).view(*x.shape[:-1], self.out_features)
+        else:
+            rows = x.reshape(-1, x.shape[-1])  # (N, in)
+            y = torch.ops.aten._weight_int8pack_mm(rows, self.codes, self.scale).view(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
+
+
+def _one_row_int4(codes: Int4Codes) -> tuple[Tensor, Tensor, Tensor] | None:
+    """Codes in our kernel's layout (nibbles; fp16 scale and low = z - 8s), or None where it does not apply."""
+    if codes.group != gemv_kernel.BLOCK or gemv_kernel.library() is None:
+        return None
+    scale, low = codes.scale.float(), codes.zero.float() - INT4_MIDPOINT * codes.scale.float()
+    if not bool(torch.isfinite(scale.half()).all() and torch.isfinite(low.half()).all()):
+        return None  # beyond fp16's range: torch's kernel (bf16 scales) handles it
+    return gemv_kernel.pack_int4(codes.codes), scale.half().contiguous(), low.half().contiguous()
+
+
+def _int4_gemv(x: Tensor, packed: Tensor, scale: Tensor, low: Tensor) -> Tensor:
+    # inside torch.compile the kernel is an opaque operator; eagerly the direct call skips ~4 µs of dispatch
+    if torch.compiler.is_compiling():
+        return torch.ops.tfdojo.q4_gemv(x, packed, scale, low)
+    return gemv_kernel.q4_gemv(x, packed, scale, low)
+
+
+def _int8_gemv(x: Tensor, codes: Tensor, scale: Tensor) -> Tensor:
+    if torch.compiler.is_compiling():
+        return torch.ops.tfdojo.q8_gemv(x, codes, scale)
+    return gemv_kernel.q8_gemv(x, codes, scale)
