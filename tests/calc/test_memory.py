@@ -51,12 +51,12 @@ def _checkpointed(model: nn.Module) -> nn.Module:
 def _saved_bytes(model: nn.Module, ids: torch.Tensor) -> int:
     """Bytes of the distinct storages autograd saves for backward, parameters excluded (they are weights)."""
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    storages: dict[int, int] = {}
+    storages: dict[int, torch.UntypedStorage] = {}  # held until backward: a freed address cannot be reused
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         storage = t.untyped_storage()
         if storage.data_ptr() not in params:
-            storages[storage.data_ptr()] = storage.nbytes()
+            storages[storage.data_ptr()] = storage
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -66,7 +66,7 @@ def _saved_bytes(model: nn.Module, ids: torch.Tensor) -> int:
         else:
             loss = F.cross_entropy(out.float().flatten(0, 1), ids.flatten())  # (B·T, V) against (B·T,)
     loss.backward()
-    return sum(storages.values())
+    return sum(storage.nbytes() for storage in storages.values())
 
 
 # The estimate is an upper bound; these are its measured excesses over the saved bytes (torch 2.13, CPU), rounded
@@ -208,6 +208,7 @@ def test_weight_bytes_of_llama_2_7b_in_fp16() -> None:
         ({"seq_len": -8, "batch": 1}, "positive"),
         ({"seq_len": 8, "batch": 1, "dtype": "float12"}, "unknown dtype"),
         ({"seq_len": 8, "batch": 1, "optimizer": "adagrad"}, "unknown optimizer"),
+        ({"seq_len": 8, "batch": 1, "expert_slots": "dense"}, "unknown expert_slots"),
     ],
 )
 def test_bad_input_is_a_config_error(kwargs: dict, match: str) -> None:
@@ -258,3 +259,34 @@ def test_variant_layouts_and_attention_options_match_saved_tensors(
         config, seq_len, batch, dtype=dtype, fused_attention=backend == "sdpa", checkpointing=checkpointing
     )
     _check_over(predicted.value, measured, over)
+
+
+# Mixtures on the same twin: tfdojo's MoE pads every expert to its capacity (all b·s tokens when dropless).
+MOE_CASES = [  # (options, dtype, measured excess rounded up to the next 0.1 %)
+    ({"n_experts": 4, "top_k": 2}, torch.float32, 0.001),
+    ({"n_experts": 8, "top_k": 2, "ffn": "gelu"}, torch.bfloat16, 0.001),
+    ({"n_experts": 4, "top_k": 1, "capacity_factor": 1.5, "ffn": "geglu"}, torch.float32, 0.002),
+]
+
+
+@pytest.mark.parametrize(("options", "dtype", "over"), MOE_CASES)
+def test_padded_experts_match_saved_tensors(options: dict, dtype: torch.dtype, over: float) -> None:
+    batch, seq_len = (2, 16) if dtype == torch.float32 else (2, 32)
+    config = VariantConfig(vocab_size=96, dim=64, n_layers=2, n_heads=8, n_kv_heads=2, ffn_hidden=160, **options)
+    torch.manual_seed(0)
+    measured = _saved_bytes(VariantLM(config).to(dtype), torch.randint(0, 96, (batch, seq_len)))
+    predicted = activation_bytes(config, seq_len, batch, dtype=dtype, expert_slots="padded")
+    _check_over(predicted.value, measured, over)
+
+
+def test_routed_experts_match_a_capacity_of_exactly_the_routed_tokens() -> None:
+    # capacity factor 1 with b·s·k divisible by E: the padded buffers hold exactly the k·b·s routed assignments
+    config = VariantConfig(vocab_size=96, dim=64, n_layers=2, n_heads=8, n_kv_heads=2, ffn_hidden=160, n_experts=4,
+                           top_k=2, capacity_factor=1.0)  # fmt: skip
+    torch.manual_seed(0)
+    measured = _saved_bytes(VariantLM(config), torch.randint(0, 96, (2, 16)))
+    routed = activation_bytes(config, 16, 2, dtype="float32")  # the default: a grouped-GEMM kernel
+    assert routed.value == activation_bytes(config, 16, 2, dtype="float32", expert_slots="padded").value
+    _check_over(routed.value, measured, 0.001)
+    dropless = VariantConfig(**{**vars(config), "capacity_factor": None})
+    assert activation_bytes(dropless, 16, 2, dtype="float32").value == routed.value  # routed ignores the padding

@@ -112,6 +112,7 @@ def test_unknown_config_class_is_a_config_error() -> None:
         ({"n_experts": 2, "experts_per_token": 3}, "experts_per_token"),
         ({"layout": "middle"}, "unknown layout"),
         ({"positions": "rotary"}, "unknown positions"),
+        ({"n_experts": 4, "experts_per_token": 2, "capacity_factor": 0.0}, "capacity_factor"),
     ],
 )
 def test_bad_arch_is_a_config_error(change: dict, match: str) -> None:

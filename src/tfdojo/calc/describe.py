@@ -39,6 +39,7 @@ class Arch:
     an encoder, with one more attention and one more norm; ``extra_params``: named family-specific parameters
     (a patch embedding, relative position biases) counted as they are; ``dropout``: the training dropout rate on
     the embeddings, residual branches and attention probabilities (activation memory counts its masks);
+    ``capacity_factor``: a mixture's expert capacity, ⌈factor·tokens·k/E⌉ slots each (None: dropless);
     ``layout``: where the norms sit (pre-LN before each sublayer, post-LN after the residual add as in BERT,
     sandwich both before and after each sublayer); ``positions``: how positions enter (activation memory counts
     rotary tables, and ALiBi's dense bias).
@@ -72,6 +73,7 @@ class Arch:
     n_cross_layers: int = 0
     extra_params: tuple[tuple[str, int], ...] = ()
     dropout: float = 0.0
+    capacity_factor: float | None = None
     layout: LayoutKind = "pre"
     positions: PositionKind = "rope"
 
@@ -102,6 +104,8 @@ class Arch:
             raise ConfigError(f"sliding_window must be positive or None, got {self.sliding_window}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout is a probability in [0, 1), got {self.dropout}")
+        if self.capacity_factor is not None and self.capacity_factor <= 0:
+            raise ConfigError(f"capacity_factor must be positive or None (dropless), got {self.capacity_factor}")
         if self.layout not in LayoutKind.__args__:
             raise ConfigError(f"unknown layout {self.layout!r}; use one of {LayoutKind.__args__}")
         if self.positions not in PositionKind.__args__:
@@ -324,6 +328,7 @@ def _variant(c: VariantConfig) -> Arch:
         ffn_bias=c.bias and not c.n_experts,
         n_experts=c.n_experts,
         experts_per_token=c.top_k if c.n_experts else 0,
+        capacity_factor=c.capacity_factor if c.n_experts else None,
         sliding_window=c.window,
         extra_params=extra,
         dropout=c.dropout,

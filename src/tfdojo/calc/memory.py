@@ -47,8 +47,9 @@ one block at a time during backward, so the peak holds one block's full activati
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -81,6 +82,7 @@ BYTES_PER_ELEMENT: dict[str, float] = {
 DTYPE_ALIASES = {"fp64": "float64", "fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16"}
 DTYPE_ALIASES |= {"bf16": "bfloat16", "fp8": "float8", "float8_e4m3fn": "float8", "float8_e5m2": "float8"}
 DTYPE_ALIASES |= {"f64": "float64", "f32": "float32", "f16": "float16", "i8": "int8"}  # GGUF's names
+ExpertSlots = Literal["routed", "padded"]
 OPTIMIZER_STATES = {"adamw": 2, "adam": 2, "lion": 1, "sgd_momentum": 1, "sgd": 0}
 
 
@@ -187,18 +189,48 @@ def _attention_term(a: Arch, batch: int, seq: int, act: float, fused: bool, fuse
     )
 
 
-def _layer_terms(a: Arch, batch: int, seq: int, act: float, fused: bool, fused_dropout: bool) -> list[_Term]:
+def _expert_slots(a: Arch, rows: int, expert_slots: ExpertSlots) -> tuple[int, str, str]:
+    """Rows the experts hold (S), its formula and substitution: routed assignments, or padded capacity."""
+    k, e = a.experts_per_token, a.n_experts
+    if expert_slots == "routed":
+        return k * rows, "k·b·s", f"{k}·{rows:,}"
+    if a.capacity_factor is None:  # dropless: every expert padded to every token
+        return e * rows, "E·b·s", f"{e}·{rows:,}"
+    capacity = min(rows, math.ceil(a.capacity_factor * rows * k / e))
+    return e * capacity, "E·min(b·s, ⌈f·b·s·k/E⌉)", f"{e}·{capacity:,}"
+
+
+def _ffn_terms(a: Arch, rows: int, act: float, expert_slots: ExpertSlots) -> list[_Term]:
+    if not a.n_experts:
+        saved = 4 if a.ffn_kind == "gated" else 2
+        return [
+            _Term(
+                "FFN", f"{saved}·a·b·s·F", f"{saved}·{act:g}·{rows:,}·{a.ffn_hidden}", saved * act * rows * a.ffn_hidden
+            )
+        ]
+    slots, slots_formula, slots_sub = _expert_slots(a, rows, expert_slots)
+    k, e, d = a.experts_per_token, a.n_experts, a.dim
+    experts = _Term(  # gate, up, act(gate), product; the gathered input; which token fills each slot (int64)
+        "experts",
+        f"S·(4a·F + a·d + 8), S = {slots_formula}",
+        f"{slots:,}·(4·{act:g}·{a.ffn_hidden} + {act:g}·{d} + 8), S = {slots_sub}",
+        slots * (4 * act * a.ffn_hidden + act * d + 8),
+    )
+    routing = _Term(  # fp32 expert outputs for the gate weights; router probabilities, top-k, gates, slots, losses
+        "routing",
+        "b·s·(4k·d + 12E + 32k + 12) + 4E + 12",
+        f"{rows:,}·(4·{k}·{d} + 12·{e} + 32·{k} + 12) + 4·{e} + 12",
+        rows * (4 * k * d + 12 * e + 32 * k + 12) + 4 * e + 12,
+    )
+    return [experts, routing]
+
+
+def _layer_terms(
+    a: Arch, batch: int, seq: int, act: float, fused: bool, fused_dropout: bool, expert_slots: ExpertSlots
+) -> list[_Term]:
     rows = batch * seq
     attn = _attention_term(a, batch, seq, act, fused, fused_dropout)
-    saved_per_ffn = 4 if a.ffn_kind == "gated" else 2
-    experts = a.experts_per_token if a.n_experts else 1
-    ffn = _Term(
-        "FFN",
-        f"{saved_per_ffn}·a·b·s·F" + (" × k experts" if a.n_experts else ""),
-        f"{saved_per_ffn}·{act:g}·{rows:,}·{a.ffn_hidden}" + (f" × {experts}" if a.n_experts else ""),
-        saved_per_ffn * act * rows * a.ffn_hidden * experts,
-    )
-    terms = [*_layer_norms(a, rows, act), attn, ffn]
+    terms = [*_layer_norms(a, rows, act), attn, *_ffn_terms(a, rows, act, expert_slots)]
     if a.dropout and not fused:  # the softmax keeps its output, the weighted sum the dropped copy
         drop = 5 * batch * a.n_heads * seq * seq
         formula = "5·b·Hq·s² (dropped fp32 probabilities, 1-byte mask)"
@@ -253,16 +285,21 @@ def activation_bytes(
     fused_attention: bool = True,
     checkpointing: bool = False,
     fused_dropout: bool = True,
+    expert_slots: ExpertSlots = "routed",
 ) -> Result:
     """Bytes autograd keeps for backward after one forward of ``batch`` × ``seq_len`` tokens (see module doc).
 
     ``fused_dropout=False``: with dropout the fused attention runs torch's SDPA math path, as on a CPU.
+    ``expert_slots``: a mixture's experts hold the tokens routed to them ("routed", a grouped-GEMM kernel) or
+    are padded to their capacity ("padded", tfdojo's reference MoE: every token when dropless).
     """
     check_sizes(seq_len=seq_len, batch=batch)
+    if expert_slots not in ExpertSlots.__args__:
+        raise ConfigError(f"unknown expert_slots {expert_slots!r}; use one of {ExpertSlots.__args__}")
     a = describe(config)
     a.require_one_stack("activation_bytes")
     act = bytes_per_element(dtype)
-    layer = _layer_terms(a, batch, seq_len, act, fused_attention, fused_dropout)
+    layer = _layer_terms(a, batch, seq_len, act, fused_attention, fused_dropout, expert_slots)
     per_layer = sum(t.value for t in layer)
     steps = [Step(f"per layer: {t.what}", t.formula, t.substituted, t.value, "bytes") for t in layer]
     if checkpointing:
@@ -298,11 +335,13 @@ def activation_bytes(
             if fused_dropout
             else "with dropout, torch's SDPA on a CPU runs its math path and keeps the s×s probabilities (measured)",
         )
-    if a.n_experts:
+    if a.n_experts and expert_slots == "routed":
         assumptions += (
             "a mixture of experts keeps k experts' FFN tensors per token, as a dropless grouped-GEMM kernel does "
-            "(MegaBlocks, Gale et al., 2023); tfdojo's reference MoE pads each expert to every token and keeps more",
+            "(MegaBlocks, Gale et al., 2023); tfdojo's reference MoE pads each expert (expert_slots='padded')",
         )
+    elif a.n_experts:
+        assumptions += ("every expert padded to its capacity, as tfdojo's reference MoE (measured)",)
     return Result("activation memory", value, "bytes", tuple(steps), assumptions, parts)
 
 
@@ -316,6 +355,7 @@ def train_memory(
     fused_attention: bool = True,
     checkpointing: bool = False,
     fused_dropout: bool = True,
+    expert_slots: ExpertSlots = "routed",
 ) -> Result:
     """Peak training memory on one device: weights, gradients, fp32 master copy, optimizer moments, activations."""
     if optimizer not in OPTIMIZER_STATES:
@@ -324,7 +364,7 @@ def train_memory(
     per = bytes_per_element(dtype)
     mixed = dtype_name(dtype) != "float32"
     states = OPTIMIZER_STATES[optimizer]
-    kinds = {"fused_attention": fused_attention, "fused_dropout": fused_dropout}
+    kinds = {"fused_attention": fused_attention, "fused_dropout": fused_dropout, "expert_slots": expert_slots}
     acts = activation_bytes(config, seq_len, batch, dtype=dtype, checkpointing=checkpointing, **kinds)
     parts = {
         "weights": n * per,
