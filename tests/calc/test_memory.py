@@ -240,6 +240,8 @@ VARIANT_CASES = [
     ({"positions": "alibi"}, "sdpa", False, torch.float32, 0.001),
     ({"positions": "alibi"}, "sdpa", False, torch.bfloat16, 0.001),
     ({"positions": "alibi"}, "eager", False, torch.float32, 0.001),
+    ({"window": 4}, "tiled", False, torch.float32, 0.001),  # applied per tile: no mask kept (fused_masks)
+    ({"positions": "alibi"}, "tiled", False, torch.float32, 0.001),
     ({"positions": "learned"}, "sdpa", False, torch.float32, 0.001),
     ({"positions": "sinusoidal"}, "sdpa", False, torch.float32, 0.001),
 ]
@@ -256,8 +258,9 @@ def test_variant_layouts_and_attention_options_match_saved_tensors(
     model = VariantLM(config).to(dtype)
     measured = _saved_bytes(_checkpointed(model) if checkpointing else model, torch.randint(0, 96, (batch, seq_len)))
     predicted = activation_bytes(
-        config, seq_len, batch, dtype=dtype, fused_attention=backend == "sdpa", checkpointing=checkpointing
-    )
+        config, seq_len, batch, dtype=dtype, fused_attention=backend != "eager", checkpointing=checkpointing,
+        fused_masks=backend == "tiled",
+    )  # fmt: skip
     _check_over(predicted.value, measured, over)
 
 

@@ -22,7 +22,8 @@ A norm's output is kept by the matmul it feeds. Where the norms sit (``Arch.layo
     sandwich           the norms after each sublayer feed the residual add, which keeps nothing: no output term
 
 tfdojo's sdpa backend passes a window or ALiBi as a dense mask and zeroes the rows that see no key
-(``masked_fill``, + s bool flags, Hq·s with ALiBi):
+(``masked_fill``, + s bool flags, Hq·s with ALiBi); a kernel that applies them itself (FlashAttention-2, tfdojo's
+tiled backend: ``fused_masks=True``) keeps nothing more than the plain fused term:
 
     window             + a·s² + a·b·s·Hq·D      the (s, s) mask, converted to an additive one at the activation
                                                 dtype, and the kernel's output, kept apart from the zeroed copy
@@ -147,12 +148,16 @@ def _layer_norms(a: Arch, rows: int, act: float) -> list[_Term]:
     return [before, after]
 
 
-def _attention_term(a: Arch, batch: int, seq: int, act: float, fused: bool, fused_dropout: bool) -> _Term:
+def _attention_term(
+    a: Arch, batch: int, seq: int, act: float, fused: bool, fused_dropout: bool, fused_masks: bool
+) -> _Term:
     rows = batch * seq
     qkv = rows * (a.q_width + 2 * a.kv_width)
     alibi, window = a.positions == "alibi", a.sliding_window is not None
-    # tfdojo's backends zero the output rows that see no key: a window or ALiBi adds a bool flag per row (and head)
-    flags = seq * (a.n_heads if alibi else 1) if alibi or window else 0
+    dense = (alibi or window) and not (fused and fused_masks)  # a mask tensor, as eager and tfdojo's sdpa build
+    alibi, window = alibi and dense, window and dense
+    # tfdojo's eager and sdpa zero the output rows that see no key: a bool flag per row (and head, with ALiBi)
+    flags = seq * (a.n_heads if alibi else 1) if dense else 0
     flag_formula, flag_sub = (
         ("", "") if not flags else ((" + Hq·s", f" + {a.n_heads}·{seq}") if alibi else (" + s", f" + {seq}"))
     )
@@ -226,10 +231,11 @@ def _ffn_terms(a: Arch, rows: int, act: float, expert_slots: ExpertSlots) -> lis
 
 
 def _layer_terms(
-    a: Arch, batch: int, seq: int, act: float, fused: bool, fused_dropout: bool, expert_slots: ExpertSlots
+    a: Arch, batch: int, seq: int, act: float, kernel: dict[str, bool], expert_slots: ExpertSlots
 ) -> list[_Term]:
     rows = batch * seq
-    attn = _attention_term(a, batch, seq, act, fused, fused_dropout)
+    fused = kernel["fused"]
+    attn = _attention_term(a, batch, seq, act, **kernel)
     terms = [*_layer_norms(a, rows, act), attn, *_ffn_terms(a, rows, act, expert_slots)]
     if a.dropout and not fused:  # the softmax keeps its output, the weighted sum the dropped copy
         drop = 5 * batch * a.n_heads * seq * seq
@@ -285,11 +291,14 @@ def activation_bytes(
     fused_attention: bool = True,
     checkpointing: bool = False,
     fused_dropout: bool = True,
+    fused_masks: bool = False,
     expert_slots: ExpertSlots = "routed",
 ) -> Result:
     """Bytes autograd keeps for backward after one forward of ``batch`` × ``seq_len`` tokens (see module doc).
 
     ``fused_dropout=False``: with dropout the fused attention runs torch's SDPA math path, as on a CPU.
+    ``fused_masks=True``: the fused kernel applies a window and ALiBi itself (FlashAttention-2's ``window_size``
+    and ``alibi_slopes``, tfdojo's tiled backend) and keeps no mask; False: tfdojo's sdpa, which passes them as one.
     ``expert_slots``: a mixture's experts hold the tokens routed to them ("routed", a grouped-GEMM kernel) or
     are padded to their capacity ("padded", tfdojo's reference MoE: every token when dropless).
     """
@@ -299,7 +308,8 @@ def activation_bytes(
     a = describe(config)
     a.require_one_stack("activation_bytes")
     act = bytes_per_element(dtype)
-    layer = _layer_terms(a, batch, seq_len, act, fused_attention, fused_dropout, expert_slots)
+    kernel = {"fused": fused_attention, "fused_dropout": fused_dropout, "fused_masks": fused_masks}
+    layer = _layer_terms(a, batch, seq_len, act, kernel, expert_slots)
     per_layer = sum(t.value for t in layer)
     steps = [Step(f"per layer: {t.what}", t.formula, t.substituted, t.value, "bytes") for t in layer]
     if checkpointing:
@@ -324,7 +334,9 @@ def activation_bytes(
         + (f"dropout {a.dropout:g}: a one-byte mask per dropout (torch.native_dropout)" if a.dropout else "no dropout"),
         "eager attention stores the s×s probabilities" if not fused_attention else "fused attention stores no s×s term",
     )
-    if fused_attention and a.positions == "alibi":
+    if fused_attention and fused_masks and (a.positions == "alibi" or a.sliding_window is not None):
+        assumptions += ("the fused kernel applies the window or ALiBi itself and keeps no mask",)
+    elif fused_attention and a.positions == "alibi":
         assumptions += ("ALiBi's 3-D bias sends torch's SDPA to its math path: s×s probabilities kept (measured)",)
     elif fused_attention and a.sliding_window is not None:
         assumptions += ("the window reaches SDPA as a dense mask, which the kernel keeps (a·s²)",)
@@ -355,6 +367,7 @@ def train_memory(
     fused_attention: bool = True,
     checkpointing: bool = False,
     fused_dropout: bool = True,
+    fused_masks: bool = False,
     expert_slots: ExpertSlots = "routed",
 ) -> Result:
     """Peak training memory on one device: weights, gradients, fp32 master copy, optimizer moments, activations."""
@@ -364,7 +377,8 @@ def train_memory(
     per = bytes_per_element(dtype)
     mixed = dtype_name(dtype) != "float32"
     states = OPTIMIZER_STATES[optimizer]
-    kinds = {"fused_attention": fused_attention, "fused_dropout": fused_dropout, "expert_slots": expert_slots}
+    kinds = {"fused_attention": fused_attention, "fused_dropout": fused_dropout, "fused_masks": fused_masks}
+    kinds |= {"expert_slots": expert_slots}
     acts = activation_bytes(config, seq_len, batch, dtype=dtype, checkpointing=checkpointing, **kinds)
     parts = {
         "weights": n * per,
