@@ -80,6 +80,19 @@ def test_memory_train_counts_dropout_masks() -> None:
     assert bad.exit_code != 0 and "dropout is a probability" in bad.output and "Traceback" not in bad.output
 
 
+def test_memory_train_window_masks_and_expert_slots() -> None:
+    dense = _json("memory", "train", "--model", "mistral-7b", "--seq-len", "1024")["parts"]["activations"]
+    fused = _json("memory", "train", "--model", "mistral-7b", "--seq-len", "1024", "--fused-masks")
+    # tfdojo's sdpa keeps the bf16 (s, s) window mask, its own output (Hq·D = 4096) and a bool per row, × 32 layers
+    assert dense - fused["parts"]["activations"] == 32 * (2 * 1024**2 + 2 * 1024 * 4096 + 1024)
+    routed = _json("memory", "train", "--model", "mixtral-8x7b", "--seq-len", "1024")["parts"]["activations"]
+    padded = _json("memory", "train", "--model", "mixtral-8x7b", "--seq-len", "1024", "--expert-slots", "padded")
+    # dropless padding: E - k = 6 more slots per token, each 4 bf16 FFN rows (F = 14336), the input row, an int64
+    assert padded["parts"]["activations"] - routed == 32 * 6 * 1024 * (4 * 2 * 14336 + 2 * 4096 + 8)
+    bad = runner.invoke(app, ["memory", "train", "--model", "mixtral-8x7b", "--expert-slots", "dense"])
+    assert bad.exit_code != 0 and "unknown expert_slots" in bad.output and "Traceback" not in bad.output
+
+
 def test_roofline_decode_is_memory_bound_on_h100() -> None:
     d = _json("roofline", "--model", "llama-2-7b", "--gpu", "h100-80gb")
     assert d["parts"]["memory_s"] > 100 * d["parts"]["compute_s"]

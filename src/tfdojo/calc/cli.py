@@ -140,6 +140,12 @@ def memory_train(
     dropout: Annotated[
         float | None, typer.Option(help="Training dropout rate, whose masks count (default: the model's, often 0).")
     ] = None,
+    fused_masks: Annotated[
+        bool, typer.Option(help="The attention kernel applies a window or ALiBi itself (FlashAttention-2): no mask.")
+    ] = False,
+    expert_slots: Annotated[
+        str, typer.Option(help="A mixture's experts hold the routed tokens (routed) or pad to capacity (padded).")
+    ] = "routed",
     as_json: JsonOpt = False,
 ) -> None:
     """Peak training memory on one device: weights, gradients, master copy, optimizer states, activations."""
@@ -149,7 +155,10 @@ def memory_train(
 
     with _errors():
         config = _config(model) if dropout is None else replace(_config(model), dropout=dropout)
-        result = train_memory(config, seq_len, batch, dtype=dtype, optimizer=optimizer, checkpointing=checkpointing)
+        kinds = {"fused_masks": fused_masks, "expert_slots": expert_slots}
+        result = train_memory(
+            config, seq_len, batch, dtype=dtype, optimizer=optimizer, checkpointing=checkpointing, **kinds
+        )
         show(result, as_json)
 
 
