@@ -34,6 +34,7 @@ import transformers
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 import tfdojo
+from tfdojo.infer import gemv_kernel
 from tfdojo.infer.cache import StaticKVCache
 from tfdojo.infer.compiled_decode import CompiledDecoder
 from tfdojo.infer.generate import generate, prefill
@@ -220,7 +221,9 @@ def decode_bytes(decoder: torch.nn.Module, model: torch.nn.Module) -> int:
     total = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if "norm" in n)
     matrices = [getattr(layer, f).integer for layer in inner.layers for f in ("qkv", "o", "gate_up", "down")]
     for m in [*matrices, inner.lm_head.integer]:
-        if isinstance(m, Int4Linear):
+        if m.one_row is not None:  # our AVX2 kernel's layout (int4: fp16 scales and lows) is what a step reads
+            total += sum(t.nbytes for t in m.one_row)
+        elif isinstance(m, Int4Linear):
             total += m.packed.nbytes + m.scale_zero.nbytes
         elif isinstance(m, Int8Linear):
             total += m.codes.nbytes + m.scale.nbytes
@@ -286,6 +289,7 @@ def machine() -> dict[str, object]:
         "threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # AVX2 boxes have no bf16 arithmetic
         "onednn_bf16": torch.ops.mkldnn._is_mkldnn_bf16_supported(),
+        "avx2_decode_kernels": gemv_kernel.library() is not None,  # ours for one-row int products, else torch's
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "python": platform.python_version(),
