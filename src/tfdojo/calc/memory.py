@@ -208,11 +208,8 @@ def _expert_slots(a: Arch, rows: int, expert_slots: ExpertSlots) -> tuple[int, s
 def _ffn_terms(a: Arch, rows: int, act: float, expert_slots: ExpertSlots) -> list[_Term]:
     if not a.n_experts:
         saved = 4 if a.ffn_kind == "gated" else 2
-        return [
-            _Term(
-                "FFN", f"{saved}·a·b·s·F", f"{saved}·{act:g}·{rows:,}·{a.ffn_hidden}", saved * act * rows * a.ffn_hidden
-            )
-        ]
+        value = saved * act * rows * a.ffn_hidden
+        return [_Term("FFN", f"{saved}·a·b·s·F", f"{saved}·{act:g}·{rows:,}·{a.ffn_hidden}", value)]
     slots, slots_formula, slots_sub = _expert_slots(a, rows, expert_slots)
     k, e, d = a.experts_per_token, a.n_experts, a.dim
     experts = _Term(  # gate, up, act(gate), product; the gathered input; which token fills each slot (int64)
@@ -332,7 +329,9 @@ def activation_bytes(
         f"activations at {dtype_name(dtype)}; softmax statistics, RMSNorm's upcast and the loss in fp32",
         "the tensors tfdojo's modules save (measured with saved_tensors_hooks); "
         + (f"dropout {a.dropout:g}: a one-byte mask per dropout (torch.native_dropout)" if a.dropout else "no dropout"),
-        "eager attention stores the s×s probabilities" if not fused_attention else "fused attention stores no s×s term",
+        "eager attention stores the s×s probabilities"
+        if not fused_attention
+        else "fused attention stores no s×s term, unless torch's SDPA falls back to its math path (below)",
     )
     if fused_attention and fused_masks and (a.positions == "alibi" or a.sliding_window is not None):
         assumptions += ("the fused kernel applies the window or ALiBi itself and keeps no mask",)
