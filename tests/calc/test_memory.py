@@ -26,6 +26,10 @@ MODELS = {
         LlamaConfig(vocab_size=50, dim=48, n_layers=3, n_heads=4, n_kv_heads=4, ffn_hidden=128, tie_embeddings=False),
     ),
     "gpt2": (GPT2, GPT2Config(vocab_size=80, n_positions=64, dim=48, n_layers=2, n_heads=4)),
+    "mistral": (  # a sliding window: tfdojo's sdpa passes it as a dense mask
+        Llama,
+        LlamaConfig(vocab_size=96, dim=64, n_layers=2, n_heads=8, n_kv_heads=2, ffn_hidden=160, sliding_window=8),
+    ),
     "bert": (Bert, BertConfig(vocab_size=70, max_positions=64, dim=48, n_layers=2, n_heads=4, ffn_hidden=128)),
 }
 SHAPES = [(2, 16), (3, 40)]  # (batch, seq_len); the bfloat16 test adds (2, 32)
@@ -76,6 +80,7 @@ OVER_FP32 = {
     ("llama-mha-untied", "eager", False): 0.001, ("llama-mha-untied", "sdpa", False): 0.001,
     ("llama-mha-untied", "sdpa", True): 0.041,
     ("gpt2", "eager", False): 0.001, ("gpt2", "sdpa", False): 0.002, ("gpt2", "sdpa", True): 0.008,
+    ("mistral", "eager", False): 0.001, ("mistral", "sdpa", False): 0.001, ("mistral", "sdpa", True): 0.024,
     ("bert", "eager", False): 0.0, ("bert", "sdpa", False): 0.0, ("bert", "sdpa", True): 0.0,
 }  # fmt: skip
 OVER_BF16 = {
@@ -83,6 +88,7 @@ OVER_BF16 = {
     ("llama-mha-untied", "eager", False): 0.001, ("llama-mha-untied", "sdpa", False): 0.002,
     ("llama-mha-untied", "sdpa", True): 0.037,
     ("gpt2", "eager", False): 0.006, ("gpt2", "sdpa", False): 0.008, ("gpt2", "sdpa", True): 0.017,
+    ("mistral", "eager", False): 0.001, ("mistral", "sdpa", False): 0.002, ("mistral", "sdpa", True): 0.021,
     ("bert", "eager", False): 0.005, ("bert", "sdpa", False): 0.007, ("bert", "sdpa", True): 0.008,
 }  # fmt: skip
 
@@ -234,9 +240,6 @@ VARIANT_CASES = [
     ({"layout": "sandwich"}, "sdpa", False, torch.float32, 0.001),
     ({"layout": "sandwich"}, "sdpa", True, torch.bfloat16, 0.021),
     ({"layout": "sandwich", "norm": "layernorm"}, "sdpa", False, torch.bfloat16, 0.008),
-    ({"window": 4}, "sdpa", False, torch.float32, 0.001),
-    ({"window": 4}, "sdpa", False, torch.bfloat16, 0.002),
-    ({"window": 4}, "eager", False, torch.float32, 0.001),
     ({"positions": "alibi"}, "sdpa", False, torch.float32, 0.001),
     ({"positions": "alibi"}, "sdpa", False, torch.bfloat16, 0.001),
     ({"positions": "alibi"}, "eager", False, torch.float32, 0.001),
