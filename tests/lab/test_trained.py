@@ -26,11 +26,16 @@ def test_length_extrapolation_alibi_holds_and_a_mislabelled_arm_fails(tmp_path: 
     assert not broken.holds
 
 
-def test_linear_attention_recalls_worse_as_pairs_grow(tmp_path: Path) -> None:
+def test_linear_attention_recalls_worse_as_pairs_grow_and_a_softmax_linear_arm_fails(tmp_path: Path) -> None:
     good = linear_vs_softmax.run(tmp_path, quick=True)
     assert good.holds, good.numbers["checks"]
     recall = good.numbers["rows"]["linear"]["recall"]
     assert recall["2"] > recall["16"] + 0.05
+    broken = linear_vs_softmax.run(tmp_path, quick=True, backends={"softmax": "sdpa", "linear": "sdpa"})  # "linear"
+    checks = broken.numbers["checks"]  # that is softmax: it keeps every pair, so nothing falls and there is no gap
+    assert not checks["linear's recall falls by > 0.05 from 2 to 16 pairs"]
+    assert not checks["the gap to softmax at 16 pairs is > 0.05 and over twice the gap at 2"]
+    assert not broken.holds
 
 
 def test_isoflop_has_an_interior_optimum_and_sizes_past_it_fail(tmp_path: Path) -> None:

@@ -188,10 +188,11 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         claim="At toy scale an IsoFLOP sweep has Chinchilla's shape: at each fixed compute budget the held-out loss "
         "has an interior minimum over model size, and the compute-optimal size grows with the budget (the tokens "
         "per parameter it finds are reported beside the ~20 of Hoffmann et al., 2022, not asserted).",
-        method="Two-layer character models of width 4…16 (~0.9k–9.6k parameters) on 64-character Shakespeare "
-        "windows, 16 per step, each trained for the tokens a budget of 1e10 or 3e10 FLOPs buys (FLOPs per token "
-        "from tfdojo.calc.flops_per_token, attention included) with a cosine schedule ending at its last step; a "
-        "parabola of held-out loss against log10 N per budget gives N_opt.",
+        method="Two-layer character models on 64-character Shakespeare windows, 16 per step, each trained for the "
+        "tokens a budget of 1e10, 3e10 or 1e11 FLOPs buys (FLOPs per token from tfdojo.calc.flops_per_token, "
+        "attention included) with a cosine schedule ending at its last step; five widths per budget (4…16, 6…24, "
+        "8…32: ~0.9k–36k parameters), a parabola of held-out loss against log10 N per budget gives N_opt, and a "
+        "line through the three gives its growth with C.",
         questions=(
             "kaplan-vs-chinchilla-scaling-laws",
             "chinchilla-optimal-size-for-1e24-flops",

@@ -21,6 +21,9 @@ from tfdojo.models.variants import VariantConfig
 
 SEQ_LEN = 64
 BATCH = 16  # sequences per step for every size: the budget sets the number of steps (a cosine schedule to its end)
+BUDGETS = (1e10, 3e10, 1e11)  # the full run: three budgets, so N_opt's growth is a fitted slope, not two points
+LADDER = (4, 6, 8, 12, 16, 24, 32)  # widths; budget i sweeps LADDER[i : i + SIZES], one rung up per 3x of compute
+SIZES = 5
 
 
 def config(dim: int, vocab_size: int) -> VariantConfig:
@@ -39,17 +42,22 @@ def fit_optimum(log_n: list[float], loss: list[float]) -> dict[str, float | bool
     return {"a": float(a), "b": float(b), "c": float(c), "log10_n_opt": float(x), "interior": interior}
 
 
+def widths(index: int) -> tuple[int, ...]:
+    """The widths swept at the ``index``-th budget: five rungs of the ladder, shifted up one rung per budget so each
+    sweep stays centred on its optimum (Chinchilla's model sizes also move with the budget)."""
+    return LADDER[index : index + SIZES]
+
+
 def run(out: Path, *, quick: bool = False, dims: tuple[int, ...] | None = None) -> Finding:
-    """Sweep budgets × widths (quick: one budget, so only its interior optimum is checked); ``dims`` overrides the
-    widths (sizes that miss the optimum make the claim fail)."""
-    budgets = (1e10,) if quick else (1e10, 3e10)
-    dims = dims or (4, 6, 8, 12, 16)
+    """Sweep budgets × widths (quick: the first budget only, so only its interior optimum is checked); ``dims``
+    replaces the ladder with the same widths at every budget (sizes that miss the optimum make the claim fail)."""
+    budgets = BUDGETS[:1] if quick else BUDGETS
     text = CharText.load()
     val_inputs, val_targets = text.held_out(SEQ_LEN, 256 if quick else 512)
     sweeps = []
-    for budget in budgets:
+    for index, budget in enumerate(budgets):
         runs = []
-        for dim in dims:
+        for dim in dims or widths(index):
             c = config(dim, text.tokenizer.vocab_size)
             per_token = flops_per_token(c, SEQ_LEN).value  # forward + backward, attention included
             tokens = budget / per_token
@@ -90,7 +98,8 @@ def run(out: Path, *, quick: bool = False, dims: tuple[int, ...] | None = None) 
         a.set_xlabel("parameters N")
         a.set_ylabel("held-out loss (nats/char)")
         a.legend(fontsize=7)
-        b.loglog(budgets, n_opts, "o-", label="fitted N_opt")
+        slope = f" (∝ C^{exponent:.2f})" if exponent is not None else ""
+        b.loglog(budgets, n_opts, "o-", label=f"fitted N_opt{slope}")
         b.loglog(budgets, [math.sqrt(c / (6 * TOKENS_PER_PARAM)) for c in budgets], "k--", label="20 tokens/param")
         b.set_xlabel("training FLOPs C")
         b.set_ylabel("compute-optimal N")
@@ -99,7 +108,7 @@ def run(out: Path, *, quick: bool = False, dims: tuple[int, ...] | None = None) 
         "seq_len": SEQ_LEN,
         "batch": BATCH,
         "budgets": list(budgets),
-        "dims": list(dims),
+        "dims": [[r["dim"] for r in s["runs"]] for s in sweeps],
         "sweeps": sweeps,
         "n_opt_exponent": exponent,
         "chinchilla_tokens_per_param": TOKENS_PER_PARAM,
