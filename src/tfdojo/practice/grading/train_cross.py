@@ -178,7 +178,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     parser.add_argument("--lr", type=float, default=TrainConfig.lr)
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (two spin against other jobs on a shared 2-core box)"
+    )
     parser.add_argument("--frozen-layers", type=int, default=CrossConfig.frozen_layers)
     parser.add_argument("--rank", type=int, default=CrossConfig.rank)
     parser.add_argument("--with-dev", action="store_true", help="train on the calibration half's pairs too")
