@@ -21,6 +21,7 @@ from tfdojo.infer.quant_llama import MAX_INT_ROWS
 from tfdojo.lab.figures import figure
 from tfdojo.lab.probe import SMOLLM, smollm
 from tfdojo.lab.result import Finding
+from tfdojo.loading import one_thread
 from tfdojo.nn.kv import KVCache
 from tfdojo.train.corpus import shakespeare
 
@@ -35,13 +36,15 @@ def held_out_ids(tokenizer: Any, n_tokens: int) -> torch.Tensor:
 
 @torch.inference_mode()
 def perplexity(decoder: torch.nn.Module, ids: torch.Tensor, cache: KVCache) -> float:
-    """Perplexity of ``ids`` fed MAX_INT_ROWS tokens at a time through ``decoder`` and ``cache``."""
+    """Perplexity of ``ids`` fed MAX_INT_ROWS tokens at a time through ``decoder`` and ``cache``, on one thread (a
+    16-row chunk is too small to split: at load ~4 on 2 cores two threads made the quick run 2.5x slower)."""
     nll, count = 0.0, 0
-    for start in range(0, ids.shape[1] - 1, MAX_INT_ROWS):
-        piece = ids[:, start : start + MAX_INT_ROWS + 1]  # the chunk and the token after it (the last target)
-        logp = decoder(piece[:, :-1], cache=cache).float().log_softmax(-1)  # (1, t, V)
-        nll -= logp.gather(-1, piece[:, 1:, None]).sum().item()
-        count += piece.shape[1] - 1
+    with one_thread():
+        for start in range(0, ids.shape[1] - 1, MAX_INT_ROWS):
+            piece = ids[:, start : start + MAX_INT_ROWS + 1]  # the chunk and the token after it (the last target)
+            logp = decoder(piece[:, :-1], cache=cache).float().log_softmax(-1)  # (1, t, V)
+            nll -= logp.gather(-1, piece[:, 1:, None]).sum().item()
+            count += piece.shape[1] - 1
     return math.exp(nll / count)
 
 
