@@ -127,7 +127,7 @@ def test_appending_a_sentence_never_takes_a_cross_stage_credit_away():
     before = read_answer(collect_evidence(RUBRIC, first, embedder), first, StubCross())
     longer = first + " Grouping does not keep the quality of the KV cache. Sharing is not free."
     after = read_answer(collect_evidence(RUBRIC, longer, embedder), longer, StubCross())
-    assert before.stated(0) and after.stated(0) and after.p_states[0] >= before.p_states[0]
+    assert before.stated(0) and after.stated(0) and after.best_states(0)[0] >= before.best_states(0)[0]
 
 
 # --- the shipped weights ---------------------------------------------------------------------------------------------

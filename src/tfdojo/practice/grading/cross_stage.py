@@ -4,8 +4,8 @@ and re-decides which points the answer states and which it states wrongly.
     for each key point k, the sentences with a clause near k (similarity to k or an alias >= ``floor``, or an alias
     said), at most ``cap`` of them, closest first
       -> P(states), P(contradicts), P(neither) of (k, sentence)
-      -> k is stated when some sentence has P(states) >= ``states``; contradicted when none states it and one has
-         P(contradicts) >= ``contradicts``
+      -> k is stated when some sentence has P(states) >= ``states``; contradicted when none states it and a
+         sentence that states no key point has P(contradicts) >= ``contradicts``
     fast assessment + these readings -> covered / contradicted / uncertain / missed (``reassess``)
                                      -> four more numbers for the verdict head (``head.CROSS_FEATURES``)
 
@@ -40,20 +40,31 @@ DEFAULT_CROSS = CrossThresholds()
 
 @dataclass(frozen=True)
 class CrossReading:
-    """Per key point: the best P(states) and P(contradicts) over the sentences read, and those sentences."""
+    """The pairs the cross-encoder read: (key point, sentence, P(states), P(contradicts)), decided under
+    ``thresholds``. A sentence that states some key point contradicts none: it is about that point (a sentence
+    stating one point is often read as contradicting its neighbour)."""
 
-    p_states: tuple[float, ...]
-    p_contradicts: tuple[float, ...]
-    stating: tuple[str | None, ...]
-    contradicting: tuple[str | None, ...]
-    pairs: int
+    sentences: tuple[str, ...]
+    pairs: tuple[tuple[int, int, float, float], ...]
+    n_points: int
     thresholds: CrossThresholds
 
+    def best_states(self, k: int) -> tuple[float, str | None]:
+        """The highest P(states) of point k over the sentences read with it, and that sentence."""
+        rows = [(p, self.sentences[s]) for j, s, p, _ in self.pairs if j == k]
+        return max(rows, default=(0.0, None), key=lambda r: r[0])
+
+    def best_contradicts(self, k: int) -> tuple[float, str | None]:
+        """The highest P(contradicts) of point k over the sentences read with it that state no point."""
+        stating = {s for _, s, p, _ in self.pairs if p >= self.thresholds.states}
+        rows = [(c, self.sentences[s]) for j, s, _, c in self.pairs if j == k and s not in stating]
+        return max(rows, default=(0.0, None), key=lambda r: r[0])
+
     def stated(self, k: int) -> bool:
-        return self.p_states[k] >= self.thresholds.states
+        return self.best_states(k)[0] >= self.thresholds.states
 
     def contradicted(self, k: int) -> bool:
-        return not self.stated(k) and self.p_contradicts[k] >= self.thresholds.contradicts
+        return not self.stated(k) and self.best_contradicts(k)[0] >= self.thresholds.contradicts
 
 
 def sentence_of_candidates(answer: str) -> tuple[list[str], list[int]]:
@@ -80,17 +91,11 @@ def read_answer(
                 best[s] = value
         ranked = sorted(best, key=lambda s: -best[s])[: thresholds.cap]
         pairs.extend((k, s) for s in sorted(ranked))
-    p_states, p_contra = [0.0] * len(points), [0.0] * len(points)
-    stating: list[str | None] = [None] * len(points)
-    contradicting: list[str | None] = [None] * len(points)
+    probs: list[list[float]] = []
     if pairs:
-        probs = cross.probabilities([points[k].text for k, _ in pairs], [sentences[s] for _, s in pairs])  # (P, 3)
-        for (k, s), (states, contra, _) in zip(pairs, probs.tolist(), strict=True):
-            if states > p_states[k]:
-                p_states[k], stating[k] = states, sentences[s]
-            if contra > p_contra[k]:
-                p_contra[k], contradicting[k] = contra, sentences[s]
-    return CrossReading(tuple(p_states), tuple(p_contra), tuple(stating), tuple(contradicting), len(pairs), thresholds)
+        probs = cross.probabilities([points[k].text for k, _ in pairs], [sentences[s] for _, s in pairs]).tolist()
+    read = tuple((k, s, p[0], p[1]) for (k, s), p in zip(pairs, probs, strict=True))  # (P, 3) -> rows
+    return CrossReading(tuple(sentences), read, len(points), thresholds)
 
 
 def reassess(assessment: Assessment, reading: CrossReading, evidence: Evidence) -> Assessment:
@@ -111,11 +116,11 @@ def reassess(assessment: Assessment, reading: CrossReading, evidence: Evidence) 
     for k, point in enumerate(points):
         status, match = by_point[id(point)]
         if reading.stated(k):
-            status = "covered"
-            match = PointMatch(point, reading.stating[k], match.similarity, match.by_alias, cross=reading.p_states[k])
+            p, sentence = reading.best_states(k)
+            status, match = "covered", PointMatch(point, sentence, match.similarity, match.by_alias, cross=p)
         elif reading.contradicted(k):
-            status = "contradicted"
-            match = PointMatch(point, reading.contradicting[k], match.similarity, cross=reading.p_contradicts[k])
+            p, sentence = reading.best_contradicts(k)
+            status, match = "contradicted", PointMatch(point, sentence, match.similarity, cross=p)
         out[status].append(match)
     score = sum(m.point.weight for m in out["covered"]) / evidence.rubric.total_weight
     return replace(
@@ -133,9 +138,9 @@ def cross_features(reading: CrossReading, evidence: Evidence) -> list[float]:
     point not stated, and the number of points read as contradicted."""
     points = evidence.rubric.key_points
     total = evidence.rubric.total_weight
-    unstated = [reading.p_contradicts[k] for k in range(len(points)) if not reading.stated(k)]
+    unstated = [reading.best_contradicts(k)[0] for k in range(len(points)) if not reading.stated(k)]
     return [
-        sum(p.weight * reading.p_states[k] for k, p in enumerate(points)) / total,
+        sum(p.weight * reading.best_states(k)[0] for k, p in enumerate(points)) / total,
         sum(p.weight for k, p in enumerate(points) if reading.stated(k)) / total,
         max(unstated, default=0.0),
         float(sum(reading.contradicted(k) for k in range(len(points)))),

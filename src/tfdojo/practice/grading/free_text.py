@@ -189,7 +189,7 @@ def decide(
             states, contradicts = head.cross_thresholds
             cross_thresholds = replace(cross_thresholds, states=states, contradicts=contradicts)
         reading = read_answer(evidence, evidence.answer, cross, cross_thresholds)
-        a, extra, pairs = reassess(a, reading, evidence), cross_features(reading, evidence), reading.pairs
+        a, extra, pairs = reassess(a, reading, evidence), cross_features(reading, evidence), len(reading.pairs)
     errors = len(a.misconceptions) + len(a.contradicted)
     if head is None:
         hopeful = a.score + sum(p.point.weight for p in a.uncertain) / evidence.rubric.total_weight
@@ -248,7 +248,7 @@ def grade_free_text(
     embedder: Embedder | None = None,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     head: VerdictHead | None | bool = True,
-    cross: CrossEncoder | None | bool = True,
+    cross: CrossEncoder | None | bool = False,
 ) -> Grade:
     """Grade a free-text answer, written in English, against a rubric (MiniLM clause matching with a negation guard
     and contrastive key points, then the verdict head).
@@ -260,10 +260,11 @@ def grade_free_text(
     ``embedder`` defaults to the bundled all-MiniLM-L6-v2, loaded once per process on first use. An empty answer
     and a keyword list without claims are graded incorrect before any model call. ``head``: True (the default)
     uses the shipped verdict head (trained on MiniLM's similarities) unless ``embedder`` is not an ``Encoder``;
-    False or None decides with the score cut-offs of ``thresholds``. ``cross``: True (the default) adds the cross
-    stage (the shipped cross-encoder and its head, about 0.1-0.5 s more per answer) when both are built, the embedder is
-    the bundled MiniLM and ``head`` is True; False or None is the fast path alone; a ``CrossEncoder`` is used with
-    the given head (or the cut-offs).
+    False or None decides with the score cut-offs of ``thresholds``. ``cross``: True adds the cross stage (the shipped
+    cross-encoder and its head, ``cross_stage.py``) when both are built, the embedder is the bundled MiniLM and
+    ``head`` is True; False (the default: the cross stage did not beat the fast path's cross-validated kappa on the
+    calibration half, docs/grading.md) or None is the fast path alone; a ``CrossEncoder`` is used with the given
+    head (or the cut-offs).
     """
     screened = screen(rubric, answer)
     if screened is not None:

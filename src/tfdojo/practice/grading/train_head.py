@@ -49,7 +49,7 @@ L2 = (0.01, 0.03, 0.1, 0.3)
 CUTS = tuple(x / 20 for x in range(2, 19))
 MAX_FALSE_PASS = 0.02
 # (P(states), P(contradicts)) from which the cross stage reads a point as stated / contradicted; 1.01: never
-CROSS_GRID = ((0.5, 0.5), (0.5, 0.7), (0.5, 0.9), (0.5, 1.01), (0.35, 0.7), (0.65, 0.7))
+CROSS_GRID = ((0.5, 0.5), (0.5, 0.7), (0.5, 0.9), (0.5, 1.01), (0.35, 0.9), (0.35, 1.01), (0.65, 0.9))
 
 
 @dataclass(frozen=True)
