@@ -11,6 +11,7 @@ import torch
 from tfdojo.lab.figures import figure
 from tfdojo.lab.probe import ablated_heads, attention_maps, next_token_loss, smollm
 from tfdojo.lab.result import Finding
+from tfdojo.loading import one_thread
 
 
 def second_copy_loss(model: torch.nn.Module, ids: torch.Tensor, half: int) -> float:
@@ -21,6 +22,12 @@ def second_copy_loss(model: torch.nn.Module, ids: torch.Tensor, half: int) -> fl
 @torch.no_grad()
 def run(out: Path, *, quick: bool = False, top: int = 10) -> Finding:
     """Induction score = attention from position i of copy 2 to i - half + 1; ablate the ``top`` heads."""
+    with one_thread():  # small forwards: at load ~4 on 2 cores two threads made the quick run 14 s, one 6.5 s
+        return _run(out, quick=quick, top=top)
+
+
+def _run(out: Path, *, quick: bool = False, top: int = 10) -> Finding:
+    """``run``'s measurement, on whatever threads the caller set."""
     model = smollm().model
     batch, half = (2, 24) if quick else (8, 64)
     g = torch.Generator().manual_seed(0)
