@@ -46,7 +46,6 @@ class CrossReading:
 
     sentences: tuple[str, ...]
     pairs: tuple[tuple[int, int, float, float], ...]
-    n_points: int
     thresholds: CrossThresholds
 
     def best_states(self, k: int) -> tuple[float, str | None]:
@@ -95,7 +94,7 @@ def read_answer(
     if pairs:
         probs = cross.probabilities([points[k].text for k, _ in pairs], [sentences[s] for _, s in pairs]).tolist()
     read = tuple((k, s, p[0], p[1]) for (k, s), p in zip(pairs, probs, strict=True))  # (P, 3) -> rows
-    return CrossReading(tuple(sentences), read, len(points), thresholds)
+    return CrossReading(tuple(sentences), read, thresholds)
 
 
 def reassess(assessment: Assessment, reading: CrossReading, evidence: Evidence) -> Assessment:
