@@ -91,7 +91,7 @@ def main() -> None:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "threads": args.threads,
         "load_average": os.getloadavg(),
-        "cpu": gemv_kernel._cpu_has_avx2_fma() and "x86-64 AVX2+FMA",
+        "cpu": gemv_kernel.cpu_supported() and "x86-64 AVX2+FMA",
         "rows": rows,
         "thirty_layers_ms": layers,
     }

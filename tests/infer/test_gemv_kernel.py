@@ -17,7 +17,7 @@ from tfdojo.infer.int_linear import Int4Linear, Int8Linear
 from tfdojo.infer.quant import Int4Codes, Int8Codes
 from tfdojo.infer.quant_llama import QuantLlama
 
-needs_avx2 = pytest.mark.skipif(not gemv_kernel._cpu_has_avx2_fma(), reason="the kernels need x86-64 AVX2 + FMA")
+needs_avx2 = pytest.mark.skipif(not gemv_kernel.cpu_supported(), reason="the kernels need x86-64 AVX2 + FMA")
 GEN = torch.Generator().manual_seed(0)
 # (out, in): SmolLM2's qkv, gate/up, down; rows not a multiple of 4; 1, 2, 3 and 5 groups (single, pair, odd)
 SHAPES = [(960, 576), (3072, 576), (576, 1536), (13, 96), (7, 64), (5, 32), (22, 160)]

@@ -1,13 +1,14 @@
 """Our own AVX2 one-row products (``gemv_avx2.c``) for batch-1 decode: built with the C compiler at first use.
 
 torch's ``_weight_int4pack_mm_for_cpu`` unpacks int4 codes at ~3 GB/s on CPUs without bf16 arithmetic (AVX2
-only), slower per byte than an fp32 product. ``gemv_avx2.c`` is ggml's Q4_1 x Q8_1 dot product in plain C: x
-rounded to int16 per block of 32, products summed with ``_mm256_madd_epi16``, fp32 scales. It is compiled
-the first time a quantized model is built (never at import), into ``$XDG_CACHE_HOME/tfdojo/kernels/<hash>.so``
-(``~/.cache`` by default; written to a temporary name and renamed, keyed by the source, flags and compiler),
-and called through ctypes, or as the operators ``tfdojo::q4_gemv`` / ``tfdojo::q8_gemv`` inside
-``torch.compile`` (opaque to inductor, no graph break). Where it cannot be built (not x86-64 with AVX2 and FMA,
-no compiler, ``TFDOJO_NO_KERNELS=1``) one notice line says so and torch's kernels carry on.
+only), slower per byte than an fp32 product. ``gemv_avx2.c`` is ggml's Q4_1 dot product in plain C (its block
+layout, nibbles widened in registers), with x rounded to int16 per block of 32 rather than ggml's int8, which
+keeps the error at bf16's (``_mm256_madd_epi16``, fp32 scales). It is compiled the first time a quantized model
+is built (never at import) into ``$XDG_CACHE_HOME/tfdojo/kernels/<hash>.so`` (``~/.cache`` by default; written
+to a temporary name and renamed, keyed by the source, flags and compiler) and called through ctypes, or as the
+operators ``tfdojo::q4_gemv`` / ``tfdojo::q8_gemv`` inside ``torch.compile`` (opaque to inductor, no graph
+break). Where it cannot be built (not x86-64 with AVX2, FMA and F16C; no compiler; ``TFDOJO_NO_KERNELS=1``) one
+notice line says so and torch's kernels carry on.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from torch import Tensor
 
 SOURCE = Path(__file__).with_name("gemv_avx2.c")
 FLAGS = ("-O3", "-mavx2", "-mfma", "-mf16c", "-shared", "-fPIC")
-BLOCK = 32  # the kernels' block of input columns (int4 group, int8 activation block)
+BLOCK = 32  # the kernels' block of input columns (the int4 group, the activations' rounding block)
 DISABLE_ENV = "TFDOJO_NO_KERNELS"
 
 _state: dict[str, ctypes.CDLL | None] = {}
 
 
-def _cpu_has_avx2_fma() -> bool:
+def cpu_supported() -> bool:
+    """x86-64 with AVX2, FMA and F16C (/proc/cpuinfo): what the kernels are compiled for."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return False
     try:
@@ -81,8 +83,8 @@ def library() -> ctypes.CDLL | None:
         reason = None
         if os.environ.get(DISABLE_ENV, "") not in ("", "0"):
             reason = f"{DISABLE_ENV} is set"
-        elif not _cpu_has_avx2_fma():
-            reason = "this CPU is not x86-64 with AVX2 and FMA"
+        elif not cpu_supported():
+            reason = "this CPU is not x86-64 with AVX2, FMA and F16C"
         lib = None
         if reason is None:
             try:
