@@ -20,7 +20,8 @@ not measured yet: 16 rows is a conservative bound.
     int8    int8 per row                               int8 per row
 
 The head stays int8 under int4: it is 49,152 rows of a tied embedding (a fifth of SmolLM2's weights) whose
-errors reach the logits directly.
+errors reach the logits directly (an int4 head raised perplexity 5.9 %, docs/benchmarks.md). One-row products (a
+batch-1 decode step) run our AVX2 kernels where they build (``tfdojo.infer.gemv_kernel``), else torch's.
 """
 
 from __future__ import annotations
