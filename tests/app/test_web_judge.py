@@ -45,11 +45,14 @@ def test_the_opinion_is_shown_escaped_and_stored_and_the_grade_stands(tmp_path: 
     with stub_judge(reply=reply, models=["<img src=x onerror=alert(2)>"]) as stub:
         with serve(*trainer(tmp_path, stub.url)) as live:
             page = answer(live, "The softmax weights average the values.")
+            history = live.get("/history").text
         assert len(stub.chats()) == 1
     assert 'id="verdict">incorrect · score 0.20' in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; fine" in page and "<script>alert(1)" not in page
     assert "(&lt;img src=x onerror=alert(2)&gt;)" in page and "<img src=x" not in page
     assert "Advice only" in page
+    assert "<th>second opinion</th>" in history and "<summary>correct</summary>" in history
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; fine" in history and "<script>alert(1)" not in history
     with ProgressStore.open(tmp_path) as store:
         (attempt,) = store.attempts()
     assert (attempt.verdict, attempt.score, attempt.rating) == ("incorrect", 0.2, 1)

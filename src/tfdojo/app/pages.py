@@ -132,4 +132,5 @@ def history(request: Request) -> HTMLResponse:
         attempts = store.attempts()
     known = {q.id for q in t.bank}
     rows = attempts[::-1][:HISTORY_ROWS]
-    return page("history.html", title="History", rows=rows, total=len(attempts), known=known)
+    opinions = any(a.second_opinion for a in rows)  # a column only when some attempt was judged (--judge)
+    return page("history.html", title="History", rows=rows, total=len(attempts), known=known, opinions=opinions)
