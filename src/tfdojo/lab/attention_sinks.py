@@ -30,14 +30,9 @@ def streamed_perplexity(model: torch.nn.Module, ids: torch.Tensor, sinks: int, w
 
 
 @torch.no_grad()
+@one_thread()  # 8-token chunks: at load ~4 on 2 cores two threads made the quick run 53 s, one 8 s
 def run(out: Path, *, quick: bool = False) -> Finding:
     """Sink share per layer and head; perplexity over 4x the window: full, window only, 4 sinks + window."""
-    with one_thread():  # 8-token chunks: at load ~4 on 2 cores two threads made the quick run 53 s, one 8 s
-        return _run(out, quick=quick)
-
-
-def _run(out: Path, *, quick: bool = False) -> Finding:
-    """``run``'s measurement, on whatever threads the caller set."""
     lm = smollm()
     model = lm.model
     window, chunk = (16, 8) if quick else (128, 16)

@@ -20,14 +20,9 @@ def second_copy_loss(model: torch.nn.Module, ids: torch.Tensor, half: int) -> fl
 
 
 @torch.no_grad()
+@one_thread()  # small forwards: at load ~4 on 2 cores two threads made the quick run 14 s, one 6.5 s
 def run(out: Path, *, quick: bool = False, top: int = 10) -> Finding:
     """Induction score = attention from position i of copy 2 to i - half + 1; ablate the ``top`` heads."""
-    with one_thread():  # small forwards: at load ~4 on 2 cores two threads made the quick run 14 s, one 6.5 s
-        return _run(out, quick=quick, top=top)
-
-
-def _run(out: Path, *, quick: bool = False, top: int = 10) -> Finding:
-    """``run``'s measurement, on whatever threads the caller set."""
     model = smollm().model
     batch, half = (2, 24) if quick else (8, 64)
     g = torch.Generator().manual_seed(0)

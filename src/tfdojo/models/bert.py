@@ -70,6 +70,14 @@ class Bert(nn.Module):
         self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
     ) -> Tensor:
         """Contextual vectors for every token; ``attention_mask`` (B, T) is 1 for real tokens, 0 for padding."""
+        x = self.embeddings(input_ids, token_type_ids)  # (B, T, dim)
+        mask = key_padding_mask(attention_mask) if attention_mask is not None else None  # (B, 1, 1, T)
+        for layer in self.layers:
+            x = layer(x, mask=mask, causal=False)
+        return x
+
+    def embeddings(self, input_ids: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
+        """The first layer's input (B, T, dim): token + position + segment embeddings, normalised."""
         t = input_ids.shape[1]
         if t > self.config.max_positions:
             raise ContextLengthError(
@@ -79,11 +87,7 @@ class Bert(nn.Module):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         x = self.embed(input_ids) + self.pos_embed(positions) + self.type_embed(token_type_ids)  # (B, T, dim)
-        x = self.embed_norm(x)
-        mask = key_padding_mask(attention_mask) if attention_mask is not None else None  # (B, 1, 1, T)
-        for layer in self.layers:
-            x = layer(x, mask=mask, causal=False)
-        return x
+        return self.embed_norm(x)
 
     def pool(self, hidden: Tensor) -> Tensor:
         """BERT's pooled sentence vector tanh(W h[CLS] + b), (B, dim); needs a config with ``pooler=True``."""

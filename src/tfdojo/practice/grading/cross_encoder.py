@@ -113,8 +113,7 @@ class CrossEncoder(nn.Module):
     def lower(self, ids: Tensor, type_ids: Tensor, mask: Tensor) -> Tensor:
         """The hidden states after the frozen layers (B, T, dim): the base model's own computation, unchanged."""
         bert = self.encoder.model
-        positions = torch.arange(ids.shape[1])  # (T,)
-        x = bert.embed_norm(bert.embed(ids) + bert.pos_embed(positions) + bert.type_embed(type_ids))  # (B, T, dim)
+        x = bert.embeddings(ids, type_ids)  # (B, T, dim)
         keep = key_padding_mask(mask)  # (B, 1, 1, T)
         for layer in bert.layers[: self.config.frozen_layers]:
             x = layer(x, mask=keep, causal=False)
