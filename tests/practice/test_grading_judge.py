@@ -315,6 +315,68 @@ def test_the_judge_is_not_asked_for_i_dont_know_numeric_or_a_bad_url(tmp_path, b
     assert bad.exit_code == 1 and "is not an http(s) URL" in bad.stderr
 
 
+# the mock interview
+
+
+@pytest.fixture
+def offline_mock(monkeypatch):
+    """The free-text grader replaced by one that says incorrect (0.2) with nothing covered, as the mock reads it."""
+
+    def stub(rubric, answer):
+        none = ()
+        return SimpleNamespace(
+            verdict="incorrect", shown=None, score=0.2, feedback="stub", covered=none, contradicted=none,
+            uncertain=none, missed=none, misconceptions=none,
+        )  # fmt: skip
+
+    monkeypatch.setattr("tfdojo.practice.grading.free_text.grade_free_text", stub)
+
+
+def _mock(tmp_path, name, section, *extra, input="my answer\n\n/stop\n"):
+    where = ["--data-dir", str(tmp_path / name), "--bank", str(tmp_path / "bank")]
+    result = runner.invoke(
+        app, ["mock", "--json", "--section", section, "--no-follow-ups", *where, *extra], input=input
+    )
+    assert result.exit_code == 0, result.output
+    with ProgressStore(tmp_path / name / FILE_NAME, read_only=True) as store:
+        return result, store.attempts()
+
+
+def test_mock_shows_and_stores_the_judge_but_the_offline_grade_stands(tmp_path, bank, offline_mock):
+    _, (alone,) = _mock(tmp_path, "alone", "attention-maths")
+    with stub_judge(reply='{"verdict": "correct", "reason": "It is fully right."}') as stub:
+        result, (judged,) = _mock(tmp_path, "judged", "attention-maths", "--judge", stub.url)
+    assert "second opinion (judge-a): correct — It is fully right." in result.stderr
+    assert "incorrect (20%)" in result.stderr  # the offline grade, printed before the opinion
+    assert (judged.verdict, judged.score, judged.rating) == (alone.verdict, alone.score, alone.rating)
+    assert judged.second_opinion == {
+        "verdict": "correct",
+        "reason": "It is fully right.",
+        "model": "judge-a",
+        "endpoint": stub.url + "/v1",
+    }
+    (chat,) = stub.chats()
+    sent = " ".join(m["content"] for m in chat.body["messages"])
+    assert "Question why-scale-scores" in sent and "my answer" in sent
+    report = json.loads(result.stdout)  # stdout stays the report alone
+    assert [t["verdict"] for t in report["turns"]] == ["incorrect"]
+
+
+def test_mock_with_an_unreachable_judge_says_so_in_one_line_and_goes_on(tmp_path, bank, offline_mock):
+    result, (attempt,) = _mock(tmp_path, "refused", "attention-maths", "--judge", f"http://127.0.0.1:{free_port()}")
+    notices = [line for line in result.stderr.splitlines() if "no second opinion" in line]
+    assert len(notices) == 1 and "cannot reach the judge" in notices[0] and "the grade above stands" in notices[0]
+    assert attempt.second_opinion is None and attempt.verdict == "incorrect"
+
+
+def test_mock_does_not_send_numeric_answers_and_refuses_a_bad_url(tmp_path, bank):
+    with stub_judge() as stub:
+        _, (attempt,) = _mock(tmp_path, "numeric", "inference-serving", "--judge", stub.url, input="2.5 GiB\n\n/stop\n")
+    assert stub.requests == [] and attempt.second_opinion is None
+    bad = runner.invoke(app, ["mock", "--judge", "ftp://127.0.0.1/", "--bank", str(tmp_path / "bank")])
+    assert bad.exit_code == 1 and "is not an http(s) URL" in bad.stderr
+
+
 # the store and the export
 
 

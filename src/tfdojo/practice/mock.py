@@ -22,6 +22,7 @@ from tfdojo.practice.loader import Bank
 from tfdojo.practice.mock_judge import Judge, Judgement, judge, record
 from tfdojo.practice.rubric import Rubric
 from tfdojo.practice.schema import SECTIONS, Question
+from tfdojo.practice.session import Submission
 from tfdojo.practice.store import ProgressStore
 
 LEVELS = ("easy", "medium", "hard")
@@ -206,10 +207,11 @@ class MockInterview:
         self._current = None
 
 
-def record_turn(store: ProgressStore, session_id: int, turn: Turn) -> None:
+def record_turn(store: ProgressStore, session_id: int, turn: Turn) -> Submission | None:
     """Store a main question's answer as a practice attempt (follow-ups grade one point, so they are not stored)."""
-    if turn.prompt.kind == "question":
-        record(store, session_id, turn.prompt.question, turn.answer, turn.seconds, turn.judgement)
+    if turn.prompt.kind != "question":
+        return None
+    return record(store, session_id, turn.prompt.question, turn.answer, turn.seconds, turn.judgement)
 
 
 def main_turns(turns: Iterable[Turn]) -> list[Turn]:

@@ -1,4 +1,9 @@
-"""`tfdojo mock`: the mock interview in the terminal (answers end with an empty line; `/stop` ends early)."""
+"""`tfdojo mock`: the mock interview in the terminal (answers end with an empty line; `/stop` ends early).
+
+With ``--judge URL`` each free-text main answer also gets a second opinion from an OpenAI-compatible server, printed
+beside the grade and stored with the attempt, as in `tfdojo drill`; it never changes the grade, the level or the
+follow-ups, and the time spent waiting for it is not taken from the interview's budget (answers' seconds are).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,13 @@ from typing import Annotated
 
 import typer
 
+from tfdojo.errors import JudgeError
+from tfdojo.practice.cli import JudgeModelOpt, JudgeOpt, JudgeTimeoutOpt
+from tfdojo.practice.grading.judge import JudgeConfig, SecondOpinion, wants_judge
 from tfdojo.practice.loader import load_bank, load_bank_from
 from tfdojo.practice.mock import LEVELS, MockConfig, MockInterview, record_turn
 from tfdojo.practice.mock_report import build_report, render_text
+from tfdojo.practice.session import Submission
 from tfdojo.practice.store import ProgressStore
 
 STOP = "/stop"
@@ -34,6 +43,18 @@ def _read_answer() -> str | None:
     return "\n".join(lines) if lines else None
 
 
+def _second_opinion(store: ProgressStore, judge: SecondOpinion, submission: Submission) -> str:
+    """Ask the judge about a recorded answer and store its opinion; the line to print (why there is none on failure)."""
+    try:
+        opinion = judge.ask(submission.question, submission.attempt.answer)
+    except JudgeError as e:
+        return f"no second opinion: {e}; the grade above stands"
+    except KeyboardInterrupt:  # Ctrl-C while waiting skips the judge, not the interview
+        return "no second opinion: skipped (Ctrl-C); the grade above stands"
+    store.set_second_opinion(submission.attempt.uid, opinion.as_dict())
+    return f"second opinion ({opinion.model}): {opinion.verdict} — {opinion.reason} (advice only: the grade stands)"
+
+
 def mock(
     minutes: Annotated[int, typer.Option(help="Length of the interview in minutes.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed: the same seed and answers give the same interview.")] = 0,
@@ -43,11 +64,15 @@ def mock(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     data_dir_: Annotated[Path | None, typer.Option("--data-dir", help="Folder of progress.sqlite3.")] = None,
     bank_dir: Annotated[Path | None, typer.Option("--bank", help="A folder of question .toml files.")] = None,
+    judge: JudgeOpt = None,
+    judge_model: JudgeModelOpt = None,
+    judge_timeout: JudgeTimeoutOpt = 60.0,
 ) -> None:
     """A timed mock interview across sections, with follow-ups and a report (answers end with an empty line)."""
     from tfdojo.cli import friendly_errors  # late: tfdojo.cli mounts this command
 
     with friendly_errors():
+        second = SecondOpinion(JudgeConfig.from_options(judge, judge_model, judge_timeout)) if judge else None
         config = MockConfig(
             minutes=minutes, seed=seed, level=level, sections=tuple(section or ()), follow_ups=follow_ups
         )
@@ -56,6 +81,8 @@ def mock(
         with ProgressStore.open(data_dir_) as store:
             session_id = store.start_session({"mock": {"seed": seed, "minutes": minutes}}, datetime.now(UTC))
             err = sys.stderr
+            if second is not None:
+                err.write(f"second opinion from {second.config.base}: shown beside the grade, never in it\n")
             while (prompt := interview.current) is not None:
                 left = interview.seconds_left / 60
                 tag = "follow-up" if prompt.kind == "follow_up" else f"{prompt.question.section} · {prompt.level}"
@@ -67,8 +94,10 @@ def mock(
                     interview.stop()
                     break
                 turn = interview.answer(answer, time.monotonic() - started)
-                record_turn(store, session_id, turn)
+                submission = record_turn(store, session_id, turn)
                 err.write(f"{turn.judgement.verdict} ({turn.judgement.score:.0%})\n")
+                if second is not None and submission is not None and wants_judge(submission.question):
+                    err.write(_second_opinion(store, second, submission) + "\n")
             store.end_session(session_id, datetime.now(UTC))
         report = build_report(interview)
         sys.stdout.write((json.dumps(report.as_dict(), indent=1) if as_json else render_text(report)) + "\n")
