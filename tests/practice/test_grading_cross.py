@@ -47,6 +47,23 @@ def test_training_pairs_never_include_a_held_out_question():
     assert {p.question for p in split.dev} <= calibration and {p.question for p in split.test} <= held_out
 
 
+def test_a_compound_states_its_point_only_when_it_holds_a_written_sentence_of_that_point():
+    bank = load_bank()
+    written = load_written_pairs(bank)
+    said: dict[tuple[str, str], set[str]] = {}
+    for w in written:
+        if w.relation == "states":
+            said.setdefault((w.question, w.point), set()).add(w.sentence.rstrip(" .").lower())
+    compounds = [p for p in all_pairs(bank) if p.source.startswith("auto:compound")]
+    assert len(compounds) > 1000
+    for p in compounds:
+        text = p.sentence.lower()
+        own = any(s in text for s in said[p.question, p.point])
+        assert own == (p.relation == "states"), p
+        parts = sum(s in text for (q, _), group in said.items() if q == p.question for s in group)
+        assert parts >= 2, p  # two written sentences of the same question, joined
+
+
 def test_train_cross_hands_only_training_questions_to_the_model(monkeypatch, minilm):
     """The script caches (and so trains on) the train part only; the held-out part is read after training."""
     seen = {}

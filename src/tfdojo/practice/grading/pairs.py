@@ -8,7 +8,10 @@ Automatic pairs are added for every free-text question of the bank:
 - contradicts: the point's contrasts (``contrasts.py``: one term exchanged for the one it is confused with), and
   each rubric misconception paired with the key point it shares most content words with;
 - neither: the other key points of the same question (their text and written ``states`` sentences), and a few
-  sentences written for other questions (seeded sample).
+  sentences written for other questions (seeded sample);
+- compounds, as answers write them (one sentence stating two points): a written ``states`` sentence of a point joined
+  to one of another point of the same question ("A; B", "A, and b") states both points; two other points' sentences
+  joined state neither of a third.
 
 The split is by question and follows ``agreement.split_halves`` of the labelled answers: pairs of the held-out half's
 questions are never trained on (they measure pair accuracy on unseen questions); pairs of the calibration half's
@@ -36,6 +39,7 @@ ROOT = Path(__file__).parents[4]
 PAIRS_DIR = ROOT / "bench" / "data" / "grading_pairs"
 ANSWERS = ROOT / "bench" / "data" / "grading_answers.toml"
 OTHER_QUESTION_NEGATIVES = 2  # sentences of other questions paired with each point as "neither"
+COMPOUNDS = 2  # per key point: its written "states" sentences joined with another point's (seeded)
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,44 @@ def automatic_pairs(bank: Bank, written: Sequence[Pair], seed: int = 0) -> list[
     return pairs
 
 
+def _join(rng: random.Random, first: str, second: str) -> str:
+    """Two sentences as one, the way answers chain claims: "A; B" or "A, and b" (a capital kept for "MQA", "KV")."""
+    first = first.rstrip(" .")
+    if rng.random() < 0.5:
+        return f"{first}; {second}"
+    return f"{first}, and {second[0].lower() + second[1:] if second[1:2].islower() else second}"
+
+
+def compound_pairs(bank: Bank, written: Sequence[Pair], seed: int = 0) -> list[Pair]:
+    """Sentences stating two points of a question: "states" for each of the two, "neither" for a third point."""
+    rng = random.Random(seed)
+    stated: dict[tuple[str, str], list[str]] = {}
+    for p in written:
+        if p.relation == "states":
+            stated.setdefault((p.question, p.point), []).append(p.sentence)
+    pairs: list[Pair] = []
+    for q in bank:
+        if q.type not in FREE_TEXT_TYPES or q.rubric is None:
+            continue
+        texts = [k.text for k in q.rubric.key_points if stated.get((q.id, k.text))]
+        for point in texts:
+            others = [t for t in texts if t != point]
+            if not others:
+                continue
+            for sentence in rng.sample(stated[q.id, point], min(COMPOUNDS, len(stated[q.id, point]))):
+                other = rng.choice(others)
+                parts = [sentence, rng.choice(stated[q.id, other])]
+                rng.shuffle(parts)
+                joined = _join(rng, *parts)
+                pairs.append(Pair(q.id, point, joined, "states", "auto:compound"))
+                pairs.append(Pair(q.id, other, joined, "states", "auto:compound"))
+            if len(others) >= 2:
+                a, b = rng.sample(others, 2)
+                joined = _join(rng, rng.choice(stated[q.id, a]), rng.choice(stated[q.id, b]))
+                pairs.append(Pair(q.id, point, joined, "neither", "auto:compound-neither"))
+    return pairs
+
+
 @dataclass(frozen=True)
 class PairSplit:
     """Pairs by question: ``train`` (neither half of the labelled answers), ``dev`` (calibration half), ``test``
@@ -147,10 +189,10 @@ def split_pairs(pairs: Iterable[Pair], answers: Path = ANSWERS) -> PairSplit:
 
 
 def all_pairs(bank: Bank, folder: Path = PAIRS_DIR, seed: int = 0) -> list[Pair]:
-    """Written pairs, then automatic ones, de-duplicated (first kept)."""
+    """Written pairs, then automatic ones and compounds, de-duplicated (first kept)."""
     written = load_written_pairs(bank, folder)
     seen, out = set(), []
-    for p in [*written, *automatic_pairs(bank, written, seed)]:
+    for p in [*written, *automatic_pairs(bank, written, seed), *compound_pairs(bank, written, seed)]:
         key = (p.question, p.point, p.sentence.lower())
         if key not in seen:
             seen.add(key)

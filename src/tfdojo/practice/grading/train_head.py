@@ -230,11 +230,16 @@ def main() -> None:
     parser.add_argument("--answers", type=Path, default=ANSWERS)
     parser.add_argument("--cross", action="store_true", help="fit the cross stage's head (head_cross.json)")
     parser.add_argument("--out", type=Path, default=None, help="default: head.json, or head_cross.json with --cross")
+    parser.add_argument(
+        "--cross-weights", type=Path, default=None, help="with --cross: a cross-encoder other than the shipped one"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     calibration, _ = split_halves(load_labelled_answers(args.answers))  # the held-out half is never read
     if args.cross:
-        cross = default_cross_encoder()
+        cross = (
+            CrossEncoder.load(default_embedder(), args.cross_weights) if args.cross_weights else default_cross_encoder()
+        )
         if cross is None:
             raise SystemExit("no cross-encoder is built; train it first: python -m tfdojo.practice.grading.train_cross")
         head, report = train(calibration, cross)
