@@ -47,6 +47,8 @@ def test_only_batch1_steps_at_the_cache_position_take_the_compiled_path():
     assert not wrapped.applies(torch.zeros(1, 2, dtype=torch.long), None, None, cache)  # a prompt
     assert not wrapped.applies(one, None, torch.ones(1, 4), cache)  # a padding mask
     assert not wrapped.applies(one, None, None, None)  # no cache
+    cache.truncate(1)
+    assert not wrapped.applies(one, None, None, cache)  # one cached position: dynamic sizes start at 2
 
 
 def test_unknown_quant_is_a_named_error_before_loading():

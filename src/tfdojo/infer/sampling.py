@@ -67,7 +67,7 @@ def filter_logits(logits: Tensor, config: SamplingConfig) -> Tensor:
 
 def sample(logits: Tensor, config: SamplingConfig, generator: torch.Generator | None = None) -> Tensor:
     """Next token per row: logits (B, V) -> LongTensor (B,). Greedy ignores the generator."""
-    if config.greedy:
-        return logits.argmax(dim=-1)
+    if config.greedy:  # via fp32 (exact for bf16): torch's CPU argmax over bf16 took 530 µs for 49,152 logits, 52 µs so
+        return logits.float().argmax(dim=-1)
     probs = torch.softmax(filter_logits(logits, config), dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
