@@ -97,4 +97,5 @@ def test_compiled_steps_match_the_fp64_model_of_the_codes_and_compile_once():
             top2 = eager_logits[split - prompt].topk(2).values
             assert top2[0] - top2[1] <= 2 * eager_error, f"compiled greedy split at a clear choice (step {split})"
     assert compiled.compiled not in (None, False)  # the graph was built and used, not the eager fallback
+    assert compiled.stacks is not None  # and read the stacked weights
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs == 1

@@ -15,11 +15,9 @@ step without recompiling, and keeps it free of copies:
   length inside the graph, the length carried by the size of an empty tensor, so neither a new prompt length nor
   a new ``max_len`` (which sets the cache's strides) recompiles. The compiled function lives on the decoder: it is
   built once per model and kept across calls.
-- after the first call, dynamo's guards are not evaluated (``skip_guard_eval_unsafe``): they check ~430 weight
-  tensors and cost ~1.7 ms a step (a tenth of it). What they would check, :meth:`CompiledDecoder.applies` checks
-  instead: the cache's dtype, device and geometry are those the graph was traced for, batch 1, ≥ 2 positions
-  filled, so every call fits the one graph. (A weight replaced after the first step would go unseen; the
-  FastLlama under it is stale then anyway.) Inductor's size and alignment asserts are off for the same reason.
+- every layer's weights of one kind are stacked (``layer_stack``): the graph has ~25 inputs instead of ~430, which
+  dynamo fetched and checked on every call (~0.45 ms a step). Inductor's size and alignment asserts, debugging
+  aids at ~1 µs per tensor, are off.
 - attention is two batched products with the query heads grouped by their key/value head (GQA without repeating
   the cache) and a softmax between, in fp32 as the eager decoder's: 3x fewer µs than SDPA's flash kernel for one
   query, whose setup dominates at these sizes.
@@ -40,17 +38,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tfdojo.infer.cache import StaticKVCache
-from tfdojo.infer.fast_llama import FastLlama, _rms_norm
+from tfdojo.infer.fast_llama import FastLlama, _rms_norm, rms_norm_with
+from tfdojo.infer.layer_stack import StackedNorms, StackedProducts, stackable
 from tfdojo.nn.kv import KVCache
 from tfdojo.nn.rope import rotate_half
 
 # inductor's run-time checks of sizes, strides and alignment: debugging aids, ~1 µs per tensor, ~430 per step
+FIELDS = ("qkv", "o", "gate_up", "down")  # a layer's matrices (FastLlama's fused layout)
 NO_RUNTIME_ASSERTS = {"size_asserts": False, "alignment_asserts": False, "scalar_asserts": False}
-
-
-def _layout(k: Tensor) -> tuple:
-    """What the graph's guards check of a cache buffer (L, B, Hkv, S, D): all but its length S."""
-    return k.dtype, k.device, k.shape[:3], k.shape[4], k.stride()[3:], k.is_contiguous()
 
 
 class CompiledDecoder(nn.Module):
@@ -60,7 +55,15 @@ class CompiledDecoder(nn.Module):
         super().__init__()
         self.decoder, self.config = decoder, decoder.config
         self.compiled: Any = None  # built on the first step; False once compiling has failed
-        self.traced_for: tuple | None = None  # the cache layout the graph was traced for (``_layout``)
+        layers = decoder.layers
+        self.norm1 = StackedNorms([layer.norm1 for layer in layers])  # (L, dim) each
+        self.norm2 = StackedNorms([layer.norm2 for layer in layers])
+        matrices = {field: [getattr(getattr(layer, field), "integer", None) for layer in layers] for field in FIELDS}
+        self.stacks = (  # the int products stacked (L, ...), or None: each layer's own object is called
+            {field: StackedProducts(linears) for field, linears in matrices.items()}
+            if all(stackable(linears) for linears in matrices.values())
+            else None
+        )
         self.compile_s = 0.0  # seconds spent in the first compiled call (tracing + code generation)
 
     def applies(self, input_ids: Tensor, positions: Tensor | None, mask: Tensor | None, cache: Any) -> bool:
@@ -72,8 +75,6 @@ class CompiledDecoder(nn.Module):
             return False
         if any(getattr(layer, "window", None) is not None for layer in self.decoder.layers):
             return False  # a sliding window reads a different slice: the eager decoder handles it
-        if self.traced_for is not None and _layout(cache.k) != self.traced_for:
-            return False  # another dtype or geometry than the graph's: its guards are not evaluated (docstring)
         return positions is None or int(positions.reshape(-1)[0]) == cache.length
 
     @torch.inference_mode()
@@ -107,13 +108,12 @@ class CompiledDecoder(nn.Module):
     def _compiled_step(
         self, token: Tensor, pos: Tensor, k: Tensor, v: Tensor, filled: Tensor
     ) -> tuple[Tensor, Tensor, Tensor] | None:
-        if self.traced_for is not None:  # the graph fits (applies checked its layout): skip the guards
-            with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
-                return self.compiled(token, pos, k, v, filled)
+        first = self.compiled is None
         start = time.perf_counter()
         try:  # torch.compile fails at creation or, lazily, at the first call
-            print("tfdojo: compiling the decode step (once per model; --no-compile skips it)…", file=sys.stderr)
-            self.compiled = torch.compile(self._step, fullgraph=True, options=NO_RUNTIME_ASSERTS)
+            if first:
+                print("tfdojo: compiling the decode step (once per model; --no-compile skips it)…", file=sys.stderr)
+                self.compiled = torch.compile(self._step, fullgraph=True, options=NO_RUNTIME_ASSERTS)
             for buffer in (k, v):
                 torch._dynamo.mark_dynamic(buffer, 3)  # the cache size: one graph for every max_len
             torch._dynamo.mark_dynamic(filled, 0)  # the filled length: one graph for every position
@@ -122,7 +122,8 @@ class CompiledDecoder(nn.Module):
             self.compiled = False
             print(f"tfdojo: compiled decode unavailable ({type(e).__name__}); decoding eagerly", file=sys.stderr)
             return None
-        self.compile_s, self.traced_for = time.perf_counter() - start, _layout(k)
+        if first:
+            self.compile_s = time.perf_counter() - start
         return out
 
     def _step(
@@ -136,7 +137,8 @@ class CompiledDecoder(nn.Module):
         new_k, new_v = [], []
         for i, layer in enumerate(d.layers):
             hq, hkv, hd = layer.n_heads, layer.n_kv_heads, layer.head_dim
-            qkv = layer.qkv(_rms_norm(x, layer.norm1)).view(1, hq + 2 * hkv, 1, hd)  # (1, Hq+2Hkv, 1, D)
+            h = rms_norm_with(x, self.norm1.weight[i], self.norm1.eps)
+            qkv = self._product("qkv", i, h).view(1, hq + 2 * hkv, 1, hd)  # (1, Hq+2Hkv, 1, D)
             qk = qkv[:, : hq + hkv]
             qk = qk * cos + rotate_half(qk) * sin
             k1, v1 = qk[:, hq:], qkv[:, hq + hkv :]  # (1, Hkv, 1, D) each
@@ -147,8 +149,15 @@ class CompiledDecoder(nn.Module):
             q = qk[:, :hq].float().view(hkv, hq // hkv, hd)  # (Hkv, group, D): the query heads of each kv head
             p = (q @ k.transpose(1, 2) * hd**-0.5).softmax(dim=-1)  # (Hkv, group, n+1)
             y = (p @ v).view(1, 1, hq * hd)  # (1, 1, Hq·D), heads in order
-            x = x + layer.o(y.to(x.dtype))
-            gate, up = layer.gate_up(_rms_norm(x, layer.norm2)).chunk(2, dim=-1)  # (1, 1, hidden) each
-            x = x + layer.down(F.silu(gate) * up)
+            x = x + self._product("o", i, y.to(x.dtype))
+            h = rms_norm_with(x, self.norm2.weight[i], self.norm2.eps)
+            gate, up = self._product("gate_up", i, h).chunk(2, dim=-1)  # (1, 1, hidden) each
+            x = x + self._product("down", i, F.silu(gate) * up)
         logits = d.lm_head(_rms_norm(x, d.model.norm))  # (1, 1, V)
         return logits, torch.stack(new_k), torch.stack(new_v)  # (L, 1, Hkv, 1, D) each
+
+    def _product(self, field: str, i: int, x: Tensor) -> Tensor:
+        """Layer i's product ``field`` of one row x (1, 1, in) -> (1, 1, out): stacked weights where they are."""
+        if self.stacks is not None:
+            return self.stacks[field](i, x)
+        return getattr(self.decoder.layers[i], field)(x)

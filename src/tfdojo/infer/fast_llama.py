@@ -65,7 +65,12 @@ def _fused_bias(linears: list[nn.Linear]) -> Tensor | None:
 
 def _rms_norm(x: Tensor, norm: RMSNorm) -> Tensor:
     """RMSNorm's arithmetic (statistics in fp32, weight applied in the input dtype) through the fused kernel."""
-    return norm.weight * F.rms_norm(x.float(), x.shape[-1:], eps=norm.eps).to(x.dtype)
+    return rms_norm_with(x, norm.weight, norm.eps)
+
+
+def rms_norm_with(x: Tensor, weight: Tensor, eps: float) -> Tensor:
+    """``_rms_norm`` with the norm's weight and eps given apart (a stacked layer's weight, ``layer_stack``)."""
+    return weight * F.rms_norm(x.float(), x.shape[-1:], eps=eps).to(x.dtype)
 
 
 def onednn_packs(dtype: torch.dtype) -> bool:

@@ -105,41 +105,54 @@ def pack_int4(codes: Tensor) -> Tensor:
     return (q[:, :, 0] | (q[:, :, 1] << 4)).reshape(out, cols // 2).contiguous()
 
 
-def q4_gemv(x: Tensor, packed: Tensor, scale: Tensor, low: Tensor) -> Tensor:
-    """y = x · Wᵀ for one row x (in,) bf16; W int4 (``pack_int4``, fp16 scale and low per row and group) -> (out,)."""
+def _address(t: Tensor, layer: int) -> int:
+    """Address of ``t``'s data, or of its ``layer``-th matrix when it is a stack (L, ...): no view tensor made."""
+    if not layer:
+        return t.data_ptr()
+    assert t.dim() == 3 or (t.dim() == 2 and t.dtype == torch.float32), "a layer index needs stacked weights"
+    return t.data_ptr() + layer * t.stride(0) * t.element_size()
+
+
+def q4_gemv(x: Tensor, packed: Tensor, scale: Tensor, low: Tensor, layer: int = 0) -> Tensor:
+    """y = x · Wᵀ for one row x (in,) bf16; W int4 (``pack_int4``, fp16 scale and low per row and group) -> (out,).
+
+    The weights may be stacked (L, out, ...) with ``layer`` choosing one (``tfdojo.infer.layer_stack``).
+    """
     lib = library()
     assert lib is not None, "q4_gemv called without the compiled kernels"
     x = x.contiguous()
-    y = torch.empty(packed.shape[0], dtype=torch.bfloat16)
-    lib.tfd_q4_gemv(packed.data_ptr(), scale.data_ptr(), low.data_ptr(), packed.shape[0], x.shape[-1],
-                       x.data_ptr(), y.data_ptr())  # fmt: skip
+    y = torch.empty(packed.shape[-2], dtype=torch.bfloat16)
+    weights = (_address(packed, layer), _address(scale, layer), _address(low, layer))
+    lib.tfd_q4_gemv(*weights, packed.shape[-2], x.shape[-1], x.data_ptr(), y.data_ptr())
     return y
 
 
-def q8_gemv(x: Tensor, codes: Tensor, scale: Tensor) -> Tensor:
-    """y = x · Wᵀ for one row x (in,) bf16; W int8 (out, in) with an fp32 scale per row -> (out,) bf16."""
+def q8_gemv(x: Tensor, codes: Tensor, scale: Tensor, layer: int = 0) -> Tensor:
+    """y = x · Wᵀ for one row x (in,) bf16; W int8 (out, in) with an fp32 scale per row -> (out,) bf16; stacked
+    (L, out, in) weights with ``layer`` as ``q4_gemv``."""
     lib = library()
     assert lib is not None, "q8_gemv called without the compiled kernels"
     x = x.contiguous()
-    y = torch.empty(codes.shape[0], dtype=torch.bfloat16)
-    lib.tfd_q8_gemv(codes.data_ptr(), scale.data_ptr(), codes.shape[0], codes.shape[1], x.data_ptr(), y.data_ptr())
+    y = torch.empty(codes.shape[-2], dtype=torch.bfloat16)
+    codes_at, scale_at = _address(codes, layer), _address(scale, layer)  # scale: (out,) or stacked (L, out)
+    lib.tfd_q8_gemv(codes_at, scale_at, codes.shape[-2], codes.shape[-1], x.data_ptr(), y.data_ptr())
     return y
 
 
 # The same functions as operators, for torch.compile (an opaque call in the graph). A plain Library.impl costs
 # ~4 µs a call; torch.library.custom_op's wrapper cost 15-35 µs, as much as a small product itself.
 _ops = torch.library.Library("tfdojo", "DEF")
-_ops.define("q4_gemv(Tensor x, Tensor packed, Tensor scale, Tensor low) -> Tensor")
-_ops.define("q8_gemv(Tensor x, Tensor codes, Tensor scale) -> Tensor")
+_ops.define("q4_gemv(Tensor x, Tensor packed, Tensor scale, Tensor low, int layer=0) -> Tensor")
+_ops.define("q8_gemv(Tensor x, Tensor codes, Tensor scale, int layer=0) -> Tensor")
 _ops.impl("q4_gemv", q4_gemv, "CPU")
 _ops.impl("q8_gemv", q8_gemv, "CPU")
 
 
 @torch.library.register_fake("tfdojo::q4_gemv")
-def _(x: Tensor, packed: Tensor, scale: Tensor, low: Tensor) -> Tensor:
-    return x.new_empty(packed.shape[0])
+def _(x: Tensor, packed: Tensor, scale: Tensor, low: Tensor, layer: int = 0) -> Tensor:
+    return x.new_empty(packed.shape[-2])
 
 
 @torch.library.register_fake("tfdojo::q8_gemv")
-def _(x: Tensor, codes: Tensor, scale: Tensor) -> Tensor:
-    return x.new_empty(codes.shape[0])
+def _(x: Tensor, codes: Tensor, scale: Tensor, layer: int = 0) -> Tensor:
+    return x.new_empty(codes.shape[-2])

@@ -18,6 +18,8 @@ arithmetic (docs/benchmarks.md). They take x rounded to int8 per block of 32 and
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -26,6 +28,8 @@ from tfdojo.infer import gemv_kernel
 from tfdojo.infer.quant import INT4_MIDPOINT, Int4Codes, Int8Codes
 
 ACTIVATION_DTYPE = torch.bfloat16
+# a one-row product y (out,) = kernel(x (in,), *tensors, **arguments): (kernel, tensors, arguments)
+RowParts = tuple[Callable[..., Tensor], tuple[Tensor, ...], dict[str, int]]
 
 
 def int_kernels_available() -> bool:
@@ -60,6 +64,19 @@ class Int4Linear:
             y = y.view(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
 
+    def row_parts(self) -> RowParts:
+        """The kernel of a one-row product, the tensors it reads and its other arguments (``layer_stack``)."""
+        if self.one_row is not None:
+            return _int4_gemv, self.one_row, {}
+        return _torch_int4_row, (self.packed, self.scale_zero), {"group": self.group}
+
+    def rebind_row_parts(self, tensors: tuple[Tensor, ...]) -> None:
+        """Read the one-row product's tensors from ``tensors`` (equal values, e.g. views of a stack) from now on."""
+        if self.one_row is not None:
+            self.one_row = tensors
+        else:
+            self.packed, self.scale_zero = tensors
+
 
 class Int8Linear:
     """y = x · Wᵀ with W held as int8 codes and a scale per output row; x bf16 (..., in) -> y bf16 (..., out)."""
@@ -86,6 +103,20 @@ class Int8Linear:
             y = torch.ops.aten._weight_int8pack_mm(rows, self.codes, self.scale).view(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
 
+    def row_parts(self) -> RowParts:
+        """The kernel of a one-row product, the tensors it reads and its other arguments (``layer_stack``)."""
+        if self.one_row is not None:
+            return _int8_gemv, self.one_row, {}
+        return _torch_int8_row, (self.codes, self.scale), {}
+
+    def rebind_row_parts(self, tensors: tuple[Tensor, ...]) -> None:
+        """Read the one-row product's tensors from ``tensors`` (equal values, e.g. views of a stack) from now on."""
+        if self.one_row is not None:
+            self.one_row = tensors
+            self.codes = tensors[0]  # the codes are shared with torch's path for a few rows
+        else:
+            self.codes, self.scale = tensors
+
 
 def _one_row_int4(codes: Int4Codes) -> tuple[Tensor, Tensor, Tensor] | None:
     """Codes in our kernel's layout (nibbles; fp16 scale and low = z - 8s), or None where it does not apply."""
@@ -97,14 +128,30 @@ def _one_row_int4(codes: Int4Codes) -> tuple[Tensor, Tensor, Tensor] | None:
     return gemv_kernel.pack_int4(codes.codes), scale.half().contiguous(), low.half().contiguous()
 
 
-def _int4_gemv(x: Tensor, packed: Tensor, scale: Tensor, low: Tensor) -> Tensor:
+# One-row products y (out,) of x (in,). ``layer`` picks a matrix of stacked (L, ...) weights (``layer_stack``):
+# our kernels offset a pointer, so a compiled graph creates no view tensor per layer; torch's take a view.
+
+
+def _int4_gemv(x: Tensor, packed: Tensor, scale: Tensor, low: Tensor, layer: int = 0) -> Tensor:
     # inside torch.compile the kernel is an opaque operator; eagerly the direct call skips ~4 µs of dispatch
     if torch.compiler.is_compiling():
-        return torch.ops.tfdojo.q4_gemv(x, packed, scale, low)
-    return gemv_kernel.q4_gemv(x, packed, scale, low)
+        return torch.ops.tfdojo.q4_gemv(x, packed, scale, low, layer)
+    return gemv_kernel.q4_gemv(x, packed, scale, low, layer)
 
 
-def _int8_gemv(x: Tensor, codes: Tensor, scale: Tensor) -> Tensor:
+def _int8_gemv(x: Tensor, codes: Tensor, scale: Tensor, layer: int = 0) -> Tensor:
     if torch.compiler.is_compiling():
-        return torch.ops.tfdojo.q8_gemv(x, codes, scale)
-    return gemv_kernel.q8_gemv(x, codes, scale)
+        return torch.ops.tfdojo.q8_gemv(x, codes, scale, layer)
+    return gemv_kernel.q8_gemv(x, codes, scale, layer)
+
+
+def _torch_int4_row(x: Tensor, packed: Tensor, scale_zero: Tensor, layer: int = 0, *, group: int) -> Tensor:
+    if packed.dim() == 3:  # stacked: (L, out, in/2) and (L, groups, out, 2)
+        packed, scale_zero = packed[layer], scale_zero[layer]
+    return torch.ops.aten._weight_int4pack_mm_for_cpu(x.view(1, -1), packed, group, scale_zero).view(-1)
+
+
+def _torch_int8_row(x: Tensor, codes: Tensor, scale: Tensor, layer: int = 0) -> Tensor:
+    if codes.dim() == 3:  # stacked: (L, out, in) and (L, out)
+        codes, scale = codes[layer], scale[layer]
+    return torch.ops.aten._weight_int8pack_mm(x.view(1, -1), codes, scale).view(-1)
