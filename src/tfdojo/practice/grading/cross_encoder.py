@@ -45,7 +45,7 @@ ADAPTED = ("attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.o_proj", "ffn.fc",
 class CrossConfig:
     """Which layers are adapted, the LoRA rank and scale, the pair's token budget and the head's width."""
 
-    frozen_layers: int = 4
+    frozen_layers: int = 3
     rank: int = 16
     alpha: float = 32.0
     point_tokens: int = 64

@@ -36,7 +36,7 @@ from tfdojo.practice.grading.pairs import Pair, PairSplit, all_pairs, split_pair
 class TrainConfig:
     """Optimiser and schedule: AdamW, linear warm-up then linear decay to zero."""
 
-    epochs: int = 4
+    epochs: int = 5
     batch_size: int = 32
     lr: float = 5e-4
     head_lr: float = 2e-3
