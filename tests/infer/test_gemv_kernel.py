@@ -153,3 +153,23 @@ def test_greedy_decode_through_the_kernels_follows_the_fp64_model_of_the_codes()
     assert clear.sum() >= 12  # most steps are clear choices: the check is not vacuous
     picked = steps["int4"].argmax(-1)
     assert torch.equal(picked[clear], torch.tensor(ids[5:])[clear])
+
+
+@needs_avx2
+@pytest.mark.parametrize(
+    ("hq", "hkv", "n", "sharp"), [(9, 3, 13, 1.0), (9, 3, 0, 1.0), (4, 4, 16, 1.0), (6, 2, 7, 30.0)]
+)
+def test_attend_one_against_fp64(hq, hkv, n, sharp):
+    """One query over layer 1 of a (2, 1, Hkv, S, D) bf16 cache plus the new key/value: within twice the error of
+    torch's fp32 attention rounded to bf16 (the eager decoder's), against fp64; ``sharp`` makes a peaked softmax."""
+    d, s = 64, 20
+    q = (torch.randn(1, hq, 1, d, generator=GEN) * sharp).bfloat16()
+    k_cache, v_cache = (torch.randn(2, 1, hkv, s, d, generator=GEN).bfloat16() for _ in range(2))
+    k_new, v_new = (torch.randn(1, hkv, 1, d, generator=GEN).bfloat16() for _ in range(2))
+    got = gemv_kernel.attend_one(q, k_cache, v_cache, k_new, v_new, 1, n)  # (1, Hq, 1, D)
+    k = torch.cat([k_cache[1, :, :, :n], k_new], dim=2).repeat_interleave(hq // hkv, dim=1)  # (1, Hq, n+1, D)
+    v = torch.cat([v_cache[1, :, :, :n], v_new], dim=2).repeat_interleave(hq // hkv, dim=1)
+    exact = torch.softmax(q.double() @ k.double().transpose(-1, -2) / d**0.5, dim=-1) @ v.double()
+    eager = F.scaled_dot_product_attention(q.float(), k.float(), v.float()).bfloat16()
+    assert got.shape == q.shape and got.dtype == torch.bfloat16
+    assert (got.double() - exact).abs().max() <= 2 * (eager.double() - exact).abs().max()

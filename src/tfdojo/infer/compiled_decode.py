@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tfdojo.infer import gemv_kernel
 from tfdojo.infer.cache import StaticKVCache
 from tfdojo.infer.fast_llama import FastLlama, _rms_norm, rms_norm_with
 from tfdojo.infer.layer_stack import StackedNorms, StackedProducts, stackable
@@ -56,6 +57,10 @@ class CompiledDecoder(nn.Module):
         self.decoder, self.config = decoder, decoder.config
         self.compiled: Any = None  # built on the first step; False once compiling has failed
         layers = decoder.layers
+        bf16 = decoder.model.embed.weight.dtype == torch.bfloat16
+        self.attention_kernel = (  # our one-query attention (gemv_kernel.attend_one) where it is built
+            gemv_kernel.library() is not None and bf16 and layers[0].head_dim % 8 == 0
+        )
         self.norm1 = StackedNorms([layer.norm1 for layer in layers])  # (L, dim) each
         self.norm2 = StackedNorms([layer.norm2 for layer in layers])
         matrices = {field: [getattr(getattr(layer, field), "integer", None) for layer in layers] for field in FIELDS}
@@ -144,17 +149,24 @@ class CompiledDecoder(nn.Module):
             k1, v1 = qk[:, hq:], qkv[:, hq + hkv :]  # (1, Hkv, 1, D) each
             new_k.append(k1)
             new_v.append(v1)
-            k = torch.cat([k_cache[i, :, :, :n], k1], dim=2).float().view(hkv, n + 1, hd)  # (Hkv, n+1, D)
-            v = torch.cat([v_cache[i, :, :, :n], v1], dim=2).float().view(hkv, n + 1, hd)
-            q = qk[:, :hq].float().view(hkv, hq // hkv, hd)  # (Hkv, group, D): the query heads of each kv head
-            p = (q @ k.transpose(1, 2) * hd**-0.5).softmax(dim=-1)  # (Hkv, group, n+1)
-            y = (p @ v).view(1, 1, hq * hd)  # (1, 1, Hq·D), heads in order
-            x = x + self._product("o", i, y.to(x.dtype))
+            y = self._attend(qk[:, :hq], k_cache, v_cache, k1, v1, i, n)  # (1, 1, Hq·D), heads in order
+            x = x + self._product("o", i, y)
             h = rms_norm_with(x, self.norm2.weight[i], self.norm2.eps)
             gate, up = self._product("gate_up", i, h).chunk(2, dim=-1)  # (1, 1, hidden) each
             x = x + self._product("down", i, F.silu(gate) * up)
         logits = d.lm_head(_rms_norm(x, d.model.norm))  # (1, 1, V)
         return logits, torch.stack(new_k), torch.stack(new_v)  # (L, 1, Hkv, 1, D) each
+
+    def _attend(self, q: Tensor, k_cache: Tensor, v_cache: Tensor, k1: Tensor, v1: Tensor, i: int, n: int) -> Tensor:
+        """Layer i's query q (1, Hq, 1, D) over its n cached keys and values and the new k1, v1 (1, Hkv, 1, D)."""
+        hq, hkv, hd = q.shape[1], k1.shape[1], q.shape[3]
+        if self.attention_kernel:  # our AVX2 kernel reads the bf16 cache in place
+            return torch.ops.tfdojo.attend_one(q, k_cache, v_cache, k1, v1, i, n).view(1, 1, hq * hd)
+        k = torch.cat([k_cache[i, :, :, :n], k1], dim=2).float().view(hkv, n + 1, hd)  # (Hkv, n+1, D)
+        v = torch.cat([v_cache[i, :, :, :n], v1], dim=2).float().view(hkv, n + 1, hd)
+        q = q.float().view(hkv, hq // hkv, hd)  # (Hkv, group, D): the query heads of each kv head
+        p = (q @ k.transpose(1, 2) * hd**-0.5).softmax(dim=-1)  # (Hkv, group, n+1)
+        return (p @ v).view(1, 1, hq * hd).to(k1.dtype)
 
     def _product(self, field: str, i: int, x: Tensor) -> Tensor:
         """Layer i's product ``field`` of one row x (1, 1, in) -> (1, 1, out): stacked weights where they are."""

@@ -1,4 +1,5 @@
-/* One-row matrix products (GEMV) with int4 or int8 weights for batch-1 decode, AVX2 + FMA, one thread.
+/* One-row matrix products (GEMV) with int4 or int8 weights for batch-1 decode, AVX2 + FMA, one thread; and one
+ * query's attention over a bf16 key/value cache (tfd_attend_one, at the end).
  *
  * Built by tfdojo.infer.gemv_kernel with `cc -O3 -mavx2 -mfma -mf16c -shared -fPIC`; no torch headers.
  * Activations arrive and leave as bf16; products are int16 x int16 -> int32, scaled and summed in fp32.
@@ -204,4 +205,113 @@ void tfd_q8_gemv(const int8_t *codes, const float *scale, int n, int k, const ui
     }
     free(xq);
     free(xd);
+}
+
+/* ---- one query's attention over a bf16 key/value cache (a decode step), fp32 inside ---- */
+
+/* e^x for 8 floats: x = n ln2 + r with |r| <= ln2 / 2, e^r by its degree-6 Taylor polynomial (relative error
+ * < 2e-7 on that range), 2^n put into the exponent bits; x below -87 gives 0 (as expf underflows there) */
+static inline __m256 exp8(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
+    __m256 below = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  /* ln2 in two parts: exact n * ln2_hi */
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(below, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+static inline __m256 load_bf16x8(const uint16_t *p) {
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+
+/* row t of a head: the cache's first n rows, then the new token's row */
+static inline const uint16_t *kv_row(const uint16_t *cache, const uint16_t *fresh, int t, int n, int d) {
+    return t < n ? cache + (size_t)t * d : fresh;
+}
+
+/* q (hq, d) bf16 against keys/values (hkv heads, n cached rows at head_stride apart, d) plus one new row per head
+ * (k_new, v_new: (hkv, d)); query head j reads kv head j / (hq / hkv); softmax(q k^T * scale) v -> out (hq, d) bf16.
+ * d must be a multiple of 8. Returns 0, or -1 if its scratch could not be allocated. */
+int tfd_attend_one(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache, long head_stride, int n,
+                   const uint16_t *k_new, const uint16_t *v_new, int hq, int hkv, int d, float scale, uint16_t *out) {
+    int rows = n + 1, group = hq / hkv;
+    float *p = malloc(sizeof(float) * ((size_t)rows + 2 * (size_t)d));  /* scores, then q and the sum in fp32 */
+    if (p == NULL) return -1;
+    float *qf = p + rows, *acc = qf + d;
+    for (int j = 0; j < hq; j++) {
+        int h = j / group;
+        const uint16_t *kc = k_cache + (size_t)h * head_stride, *vc = v_cache + (size_t)h * head_stride;
+        const uint16_t *kn = k_new + (size_t)h * d, *vn = v_new + (size_t)h * d;
+        for (int c = 0; c < d; c += 8) _mm256_storeu_ps(qf + c, load_bf16x8(q + (size_t)j * d + c));
+        float best = -INFINITY;
+        if (d == 64) {  /* the usual head size: q held in registers */
+            __m256 q8[8];
+            for (int u = 0; u < 8; u++) q8[u] = _mm256_loadu_ps(qf + 8 * u);
+            for (int t = 0; t < rows; t++) {
+                const uint16_t *kr = kv_row(kc, kn, t, n, d);
+                __m256 s0 = _mm256_mul_ps(q8[0], load_bf16x8(kr)), s1 = _mm256_mul_ps(q8[1], load_bf16x8(kr + 8));
+                for (int u = 2; u < 8; u += 2) {
+                    s0 = _mm256_fmadd_ps(q8[u], load_bf16x8(kr + 8 * u), s0);
+                    s1 = _mm256_fmadd_ps(q8[u + 1], load_bf16x8(kr + 8 * u + 8), s1);
+                }
+                p[t] = hsum(_mm256_add_ps(s0, s1)) * scale;
+                best = fmaxf(best, p[t]);
+            }
+        } else {
+            for (int t = 0; t < rows; t++) {  /* scores */
+                const uint16_t *kr = kv_row(kc, kn, t, n, d);
+                __m256 s = _mm256_setzero_ps();
+                for (int c = 0; c < d; c += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(qf + c), load_bf16x8(kr + c), s);
+                p[t] = hsum(s) * scale;
+                best = fmaxf(best, p[t]);
+            }
+        }
+        __m256 total8 = _mm256_setzero_ps(), shift = _mm256_set1_ps(best);
+        int t = 0;
+        for (; t + 8 <= rows; t += 8) {  /* e^(s - max) and their sum */
+            __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p + t), shift));
+            _mm256_storeu_ps(p + t, e);
+            total8 = _mm256_add_ps(total8, e);
+        }
+        float total = hsum(total8);
+        if (t < rows) {
+            float tail[8] = {0};
+            for (int u = t; u < rows; u++) tail[u - t] = p[u] - best;
+            __m256 e = exp8(_mm256_loadu_ps(tail));
+            _mm256_storeu_ps(tail, e);
+            for (int u = t; u < rows; u++) { p[u] = tail[u - t]; total += tail[u - t]; }
+        }
+        if (d == 64) {  /* the sum held in registers */
+            __m256 a[8];
+            for (int u = 0; u < 8; u++) a[u] = _mm256_setzero_ps();
+            for (t = 0; t < rows; t++) {
+                const uint16_t *vr = kv_row(vc, vn, t, n, d);
+                __m256 w = _mm256_set1_ps(p[t]);
+                for (int u = 0; u < 8; u++) a[u] = _mm256_fmadd_ps(w, load_bf16x8(vr + 8 * u), a[u]);
+            }
+            for (int u = 0; u < 8; u++) _mm256_storeu_ps(acc + 8 * u, a[u]);
+        } else {
+            for (int c = 0; c < d; c++) acc[c] = 0.0f;
+            for (t = 0; t < rows; t++) {  /* weighted sum of values */
+                const uint16_t *vr = kv_row(vc, vn, t, n, d);
+                __m256 w = _mm256_set1_ps(p[t]);
+                for (int c = 0; c < d; c += 8)
+                    _mm256_storeu_ps(acc + c, _mm256_fmadd_ps(w, load_bf16x8(vr + c), _mm256_loadu_ps(acc + c)));
+            }
+        }
+        float inv = 1.0f / total;
+        for (int c = 0; c < d; c++) out[(size_t)j * d + c] = f32_to_bf16(acc[c] * inv);
+    }
+    free(p);
+    return 0;
 }

@@ -74,6 +74,7 @@ def _build() -> ctypes.CDLL:
     p, i = ctypes.c_void_p, ctypes.c_int
     lib.tfd_q4_gemv.argtypes = [p, p, p, i, i, p, p]
     lib.tfd_q8_gemv.argtypes = [p, p, i, i, p, p]
+    lib.tfd_attend_one.argtypes = [p, p, p, ctypes.c_long, i, p, p, i, i, i, ctypes.c_float, p]
     return lib
 
 
@@ -106,10 +107,10 @@ def pack_int4(codes: Tensor) -> Tensor:
 
 
 def _address(t: Tensor, layer: int) -> int:
-    """Address of ``t``'s data, or of its ``layer``-th matrix when it is a stack (L, ...): no view tensor made."""
+    """Address of ``t``'s data, or of its ``layer``-th entry when it is a stack (L, ...): no view tensor made."""
     if not layer:
         return t.data_ptr()
-    assert t.dim() == 3 or (t.dim() == 2 and t.dtype == torch.float32), "a layer index needs stacked weights"
+    assert 0 <= layer < t.shape[0], f"layer {layer} of a stack of {t.shape[0]}"
     return t.data_ptr() + layer * t.stride(0) * t.element_size()
 
 
@@ -139,12 +140,33 @@ def q8_gemv(x: Tensor, codes: Tensor, scale: Tensor, layer: int = 0) -> Tensor:
     return y
 
 
+def attend_one(q: Tensor, k_cache: Tensor, v_cache: Tensor, k_new: Tensor, v_new: Tensor, layer: int, n: int) -> Tensor:
+    """One query's attention, fp32 inside, bf16 in and out: q (1, Hq, 1, D) over layer ``layer``'s first n cached
+    keys and values (caches (L, 1, Hkv, S, D)) and the new ones (1, Hkv, 1, D) -> (1, Hq, 1, D); scale 1/√D, GQA
+    query head j reading kv head j // (Hq / Hkv). The cache is read in place: nothing is converted or copied."""
+    lib = library()
+    assert lib is not None, "attend_one called without the compiled kernels"
+    _, hq, _, d = q.shape
+    q, k_new, v_new = q.contiguous(), k_new.contiguous(), v_new.contiguous()
+    out = torch.empty_like(q)
+    k_at, v_at = _address(k_cache, layer), _address(v_cache, layer)
+    status = lib.tfd_attend_one(q.data_ptr(), k_at, v_at, k_cache.stride(2), n, k_new.data_ptr(), v_new.data_ptr(),
+                                hq, k_cache.shape[2], d, d**-0.5, out.data_ptr())  # fmt: skip
+    if status:
+        raise MemoryError(f"attend_one could not allocate its scratch for {n + 1} positions")
+    return out
+
+
 # The same functions as operators, for torch.compile (an opaque call in the graph). A plain Library.impl costs
 # ~4 µs a call; torch.library.custom_op's wrapper cost 15-35 µs, as much as a small product itself.
 _ops = torch.library.Library("tfdojo", "DEF")
 _ops.define("q4_gemv(Tensor x, Tensor packed, Tensor scale, Tensor low, int layer=0) -> Tensor")
 _ops.define("q8_gemv(Tensor x, Tensor codes, Tensor scale, int layer=0) -> Tensor")
+_ops.define(
+    "attend_one(Tensor q, Tensor k_cache, Tensor v_cache, Tensor k_new, Tensor v_new, int layer, SymInt n) -> Tensor"
+)
 _ops.impl("q4_gemv", q4_gemv, "CPU")
+_ops.impl("attend_one", attend_one, "CPU")
 _ops.impl("q8_gemv", q8_gemv, "CPU")
 
 
@@ -156,3 +178,8 @@ def _(x: Tensor, packed: Tensor, scale: Tensor, low: Tensor, layer: int = 0) -> 
 @torch.library.register_fake("tfdojo::q8_gemv")
 def _(x: Tensor, codes: Tensor, scale: Tensor, layer: int = 0) -> Tensor:
     return x.new_empty(codes.shape[-2])
+
+
+@torch.library.register_fake("tfdojo::attend_one")
+def _(q: Tensor, k_cache: Tensor, v_cache: Tensor, k_new: Tensor, v_new: Tensor, layer: int, n: int) -> Tensor:
+    return torch.empty_like(q)
