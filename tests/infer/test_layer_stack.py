@@ -7,6 +7,7 @@ import torch
 from test_gemv_kernel import random_int4
 from threads import one_thread  # noqa: F401  (autouse: one thread for tiny models)
 
+from tfdojo.infer import gemv_kernel
 from tfdojo.infer.int_linear import Int4Linear, Int8Linear
 from tfdojo.infer.layer_stack import StackedNorms, StackedProducts, stackable
 from tfdojo.infer.quant import quantize_int8
@@ -77,3 +78,16 @@ def test_mismatched_layers_are_not_stackable():
     assert not stackable([])
     with pytest.raises(ValueError, match="one kernel and one shape"):
         StackedProducts([*int4_layers(1), *int8_layers(1)])
+
+
+def test_a_layer_index_needs_a_stack():
+    """Our kernels offset their pointers by the layer: an index into a lone matrix or past the stack is refused."""
+    lone = int4_layers(1)[0]
+    if lone.one_row is None:
+        pytest.skip("our AVX2 kernels are not built on this machine")
+    x = torch.randn(96, generator=GEN).bfloat16()
+    with pytest.raises(IndexError, match="needs a stack"):
+        gemv_kernel.q4_gemv(x, *lone.one_row, layer=1)
+    stack = StackedProducts(int4_layers(2))
+    with pytest.raises(IndexError, match="needs a stack"):
+        gemv_kernel.q4_gemv(x, *stack.parts, layer=2)

@@ -145,9 +145,12 @@ static inline __attribute__((always_inline)) void q4_rows(int R, const uint8_t *
 static int16_t *alloc_x(int k) { return aligned_alloc(32, sizeof(int16_t) * (size_t)k + 32); }
 
 /* int4 weights: 4 rows at a time share the activation loads */
-void tfd_q4_gemv(const uint8_t *packed, const uint16_t *scale, const uint16_t *low, int n, int k, const uint16_t *x,
-                 uint16_t *y) {
+void tfd_q4_gemv(const uint8_t *packed, const uint16_t *scale, const uint16_t *low, int layer, int n, int k,
+                 const uint16_t *x, uint16_t *y) {
     int groups = k / BLOCK;
+    packed += (size_t)layer * n * (k / 2);  /* matrix `layer` of a stack (L, n, ...); 0 for a lone matrix */
+    scale += (size_t)layer * n * groups;
+    low += (size_t)layer * n * groups;
     int16_t *xq = alloc_x(k);
     float *xd = malloc(sizeof(float) * groups * 2), *xsum = xd + groups;
     quantize_x(x, k, 1, xq, xd, xsum);
@@ -186,8 +189,10 @@ static inline __attribute__((always_inline)) void q8_rows(int R, const int8_t *c
     for (int i = 0; i < R; i++) out[i] = hsum(acc[i]);
 }
 
-void tfd_q8_gemv(const int8_t *codes, const float *scale, int n, int k, const uint16_t *x, uint16_t *y) {
+void tfd_q8_gemv(const int8_t *codes, const float *scale, int layer, int n, int k, const uint16_t *x, uint16_t *y) {
     int blocks = k / BLOCK;
+    codes += (size_t)layer * n * k;  /* matrix `layer` of a stack (L, n, k); 0 for a lone matrix */
+    scale += (size_t)layer * n;
     int16_t *xq = alloc_x(k);
     float *xd = malloc(sizeof(float) * blocks * 2), *xsum = xd + blocks;
     quantize_x(x, k, 0, xq, xd, xsum);

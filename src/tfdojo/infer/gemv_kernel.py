@@ -72,8 +72,8 @@ def _build() -> ctypes.CDLL:
                 os.unlink(tmp)
     lib = ctypes.CDLL(str(target))
     p, i = ctypes.c_void_p, ctypes.c_int
-    lib.tfd_q4_gemv.argtypes = [p, p, p, i, i, p, p]
-    lib.tfd_q8_gemv.argtypes = [p, p, i, i, p, p]
+    lib.tfd_q4_gemv.argtypes = [p, p, p, i, i, i, p, p]
+    lib.tfd_q8_gemv.argtypes = [p, p, i, i, i, p, p]
     lib.tfd_attend_one.argtypes = [p, p, p, ctypes.c_long, i, p, p, i, i, i, ctypes.c_float, p]
     return lib
 
@@ -106,12 +106,10 @@ def pack_int4(codes: Tensor) -> Tensor:
     return (q[:, :, 0] | (q[:, :, 1] << 4)).reshape(out, cols // 2).contiguous()
 
 
-def _address(t: Tensor, layer: int) -> int:
-    """Address of ``t``'s data, or of its ``layer``-th entry when it is a stack (L, ...): no view tensor made."""
-    if not layer:
-        return t.data_ptr()
-    assert 0 <= layer < t.shape[0], f"layer {layer} of a stack of {t.shape[0]}"
-    return t.data_ptr() + layer * t.stride(0) * t.element_size()
+def _check_layer(weights: Tensor, layer: int, matrix_dims: int = 2) -> None:
+    """``layer`` must pick a matrix of stacked weights (L, ...) — the kernels offset their pointers by it."""
+    if layer and (weights.dim() != matrix_dims + 1 or not 0 <= layer < weights.shape[0]):
+        raise IndexError(f"layer {layer} of weights shaped {tuple(weights.shape)}: a layer index needs a stack")
 
 
 def q4_gemv(x: Tensor, packed: Tensor, scale: Tensor, low: Tensor, layer: int = 0) -> Tensor:
@@ -121,10 +119,11 @@ def q4_gemv(x: Tensor, packed: Tensor, scale: Tensor, low: Tensor, layer: int = 
     """
     lib = library()
     assert lib is not None, "q4_gemv called without the compiled kernels"
+    _check_layer(packed, layer)
     x = x.contiguous()
     y = torch.empty(packed.shape[-2], dtype=torch.bfloat16)
-    weights = (_address(packed, layer), _address(scale, layer), _address(low, layer))
-    lib.tfd_q4_gemv(*weights, packed.shape[-2], x.shape[-1], x.data_ptr(), y.data_ptr())
+    lib.tfd_q4_gemv(packed.data_ptr(), scale.data_ptr(), low.data_ptr(), layer, packed.shape[-2], x.shape[-1],
+                    x.data_ptr(), y.data_ptr())  # fmt: skip
     return y
 
 
@@ -133,10 +132,11 @@ def q8_gemv(x: Tensor, codes: Tensor, scale: Tensor, layer: int = 0) -> Tensor:
     (L, out, in) weights with ``layer`` as ``q4_gemv``."""
     lib = library()
     assert lib is not None, "q8_gemv called without the compiled kernels"
+    _check_layer(codes, layer)
     x = x.contiguous()
     y = torch.empty(codes.shape[-2], dtype=torch.bfloat16)
-    codes_at, scale_at = _address(codes, layer), _address(scale, layer)  # scale: (out,) or stacked (L, out)
-    lib.tfd_q8_gemv(codes_at, scale_at, codes.shape[-2], codes.shape[-1], x.data_ptr(), y.data_ptr())
+    lib.tfd_q8_gemv(codes.data_ptr(), scale.data_ptr(), layer, codes.shape[-2], codes.shape[-1], x.data_ptr(),
+                    y.data_ptr())  # fmt: skip
     return y
 
 
@@ -149,7 +149,8 @@ def attend_one(q: Tensor, k_cache: Tensor, v_cache: Tensor, k_new: Tensor, v_new
     _, hq, _, d = q.shape
     q, k_new, v_new = q.contiguous(), k_new.contiguous(), v_new.contiguous()
     out = torch.empty_like(q)
-    k_at, v_at = _address(k_cache, layer), _address(v_cache, layer)
+    _check_layer(k_cache, layer, matrix_dims=4)
+    k_at, v_at = (c.data_ptr() + layer * c.stride(0) * c.element_size() for c in (k_cache, v_cache))
     status = lib.tfd_attend_one(q.data_ptr(), k_at, v_at, k_cache.stride(2), n, k_new.data_ptr(), v_new.data_ptr(),
                                 hq, k_cache.shape[2], d, d**-0.5, out.data_ptr())  # fmt: skip
     if status:
