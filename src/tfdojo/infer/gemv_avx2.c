@@ -144,32 +144,41 @@ static inline __attribute__((always_inline)) void q4_rows(int R, const uint8_t *
 
 static int16_t *alloc_x(int k) { return aligned_alloc(32, sizeof(int16_t) * (size_t)k + 32); }
 
-/* int4 weights: 4 rows at a time share the activation loads */
-void tfd_q4_gemv(const uint8_t *packed, const uint16_t *scale, const uint16_t *low, int layer, int n, int k,
-                 const uint16_t *x, uint16_t *y) {
+/* int4 weights: 4 rows at a time share the activation loads. Returns 0, or -1 if out of memory. */
+int tfd_q4_gemv(const uint8_t *packed, const uint16_t *scale, const uint16_t *low, int layer, int n, int k,
+                const uint16_t *x, uint16_t *y) {
     int groups = k / BLOCK;
     packed += (size_t)layer * n * (k / 2);  /* matrix `layer` of a stack (L, n, ...); 0 for a lone matrix */
     scale += (size_t)layer * n * groups;
     low += (size_t)layer * n * groups;
     int16_t *xq = alloc_x(k);
-    float *xd = malloc(sizeof(float) * groups * 2), *xsum = xd + groups;
+    float *xd = malloc(sizeof(float) * groups * 2);
+    if (xq == NULL || xd == NULL) {
+        free(xq);
+        free(xd);
+        return -1;
+    }
+    float *xsum = xd + groups;
     quantize_x(x, k, 1, xq, xd, xsum);
-    float out[4];
-    int r = 0;
-    for (; r + 4 <= n; r += 4) {
+    int quads = n / 4;
+    for (int b = 0; b < quads; b++) {
+        int r = 4 * b;
         size_t rg = (size_t)r * groups;
+        float out[4];
         if (r + PREFETCH_ROWS + 4 <= n)
             prefetch(packed + (rg + (size_t)PREFETCH_ROWS * groups) * 16, 4 * (size_t)groups * 16);
         q4_rows(4, packed + rg * 16, scale + rg, low + rg, groups, xq, xd, xsum, out);
         for (int i = 0; i < 4; i++) y[r + i] = f32_to_bf16(out[i]);
     }
-    for (; r < n; r++) {
+    for (int r = 4 * quads; r < n; r++) {
         size_t rg = (size_t)r * groups;
+        float out[4];
         q4_rows(1, packed + rg * 16, scale + rg, low + rg, groups, xq, xd, xsum, out);
         y[r] = f32_to_bf16(out[0]);
     }
     free(xq);
     free(xd);
+    return 0;
 }
 
 /* int8 weights (one fp32 scale per row): x in column order, 4 rows at a time share its loads */
@@ -189,27 +198,37 @@ static inline __attribute__((always_inline)) void q8_rows(int R, const int8_t *c
     for (int i = 0; i < R; i++) out[i] = hsum(acc[i]);
 }
 
-void tfd_q8_gemv(const int8_t *codes, const float *scale, int layer, int n, int k, const uint16_t *x, uint16_t *y) {
+/* int8 weights (one fp32 scale per row): x in column order; returns 0, or -1 if out of memory */
+int tfd_q8_gemv(const int8_t *codes, const float *scale, int layer, int n, int k, const uint16_t *x, uint16_t *y) {
     int blocks = k / BLOCK;
     codes += (size_t)layer * n * k;  /* matrix `layer` of a stack (L, n, k); 0 for a lone matrix */
     scale += (size_t)layer * n;
     int16_t *xq = alloc_x(k);
-    float *xd = malloc(sizeof(float) * blocks * 2), *xsum = xd + blocks;
+    float *xd = malloc(sizeof(float) * blocks * 2);
+    if (xq == NULL || xd == NULL) {
+        free(xq);
+        free(xd);
+        return -1;
+    }
+    float *xsum = xd + blocks;
     quantize_x(x, k, 0, xq, xd, xsum);
-    float out[4];
-    int r = 0;
-    for (; r + 4 <= n; r += 4) {
+    int quads = n / 4;
+    for (int b = 0; b < quads; b++) {
+        int r = 4 * b;
+        float out[4];
         if (r + PREFETCH_ROWS + 4 <= n)
             prefetch(codes + (size_t)(r + PREFETCH_ROWS) * k, 4 * (size_t)k);
         q8_rows(4, codes + (size_t)r * k, k, xq, xd, out);
         for (int i = 0; i < 4; i++) y[r + i] = f32_to_bf16(scale[r + i] * out[i]);
     }
-    for (; r < n; r++) {
+    for (int r = 4 * quads; r < n; r++) {
+        float out[4];
         q8_rows(1, codes + (size_t)r * k, k, xq, xd, out);
         y[r] = f32_to_bf16(scale[r] * out[0]);
     }
     free(xq);
     free(xd);
+    return 0;
 }
 
 /* ---- one query's attention over a bf16 key/value cache (a decode step), fp32 inside ---- */

@@ -122,8 +122,10 @@ def q4_gemv(x: Tensor, packed: Tensor, scale: Tensor, low: Tensor, layer: int = 
     _check_layer(packed, layer)
     x = x.contiguous()
     y = torch.empty(packed.shape[-2], dtype=torch.bfloat16)
-    lib.tfd_q4_gemv(packed.data_ptr(), scale.data_ptr(), low.data_ptr(), layer, packed.shape[-2], x.shape[-1],
-                    x.data_ptr(), y.data_ptr())  # fmt: skip
+    status = lib.tfd_q4_gemv(packed.data_ptr(), scale.data_ptr(), low.data_ptr(), layer, packed.shape[-2],
+                             x.shape[-1], x.data_ptr(), y.data_ptr())  # fmt: skip
+    if status:
+        raise MemoryError(f"q4_gemv could not allocate its activation buffer ({x.shape[-1]} columns)")
     return y
 
 
@@ -135,8 +137,10 @@ def q8_gemv(x: Tensor, codes: Tensor, scale: Tensor, layer: int = 0) -> Tensor:
     _check_layer(codes, layer)
     x = x.contiguous()
     y = torch.empty(codes.shape[-2], dtype=torch.bfloat16)
-    lib.tfd_q8_gemv(codes.data_ptr(), scale.data_ptr(), layer, codes.shape[-2], codes.shape[-1], x.data_ptr(),
-                    y.data_ptr())  # fmt: skip
+    status = lib.tfd_q8_gemv(codes.data_ptr(), scale.data_ptr(), layer, codes.shape[-2], codes.shape[-1],
+                             x.data_ptr(), y.data_ptr())  # fmt: skip
+    if status:
+        raise MemoryError(f"q8_gemv could not allocate its activation buffer ({codes.shape[-1]} columns)")
     return y
 
 
