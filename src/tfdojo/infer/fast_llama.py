@@ -37,6 +37,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tfdojo.errors import ConfigError
+from tfdojo.infer import gemv_kernel
+from tfdojo.infer.cache import StaticKVCache
 from tfdojo.models.decoding import decoder_masks
 from tfdojo.models.llama import Llama
 from tfdojo.nn.attention import scaled_dot_product
@@ -118,6 +120,7 @@ class _FastLayer:
         self.gate_up = _Matrix(_fuse_rows([ffn.gate, ffn.up]), _fused_bias([ffn.gate, ffn.up]))  # dim -> 2·hidden
         self.down = _Matrix(ffn.down.weight, ffn.down.bias)
         self.norm1, self.norm2 = block.norm1, block.norm2
+        self.attend_kernel = False  # one-query attention by our AVX2 kernel (QuantLlama turns it on where built)
 
 
 class FastLlama(nn.Module):
@@ -185,6 +188,11 @@ class FastLlama(nn.Module):
         qk = qkv[:, : hq + hkv]  # (B, Hq+Hkv, T, D): queries and keys share one rotation
         qk = qk * cos + rotate_half(qk) * sin
         q, k, v = qk[:, :hq], qk[:, hq:], qkv[:, hq + hkv :]  # (B, Hq|Hkv|Hkv, T, D)
+        kernel = layer.attend_kernel and t == 1 and b == 1 and mask is None and isinstance(cache, StaticKVCache)
+        if kernel and cache.k.dtype == q.dtype == torch.bfloat16:
+            y = gemv_kernel.attend_one(q, cache.k, cache.v, k, v, i, cache.length)  # the cache read in place
+            cache.update(i, k, v)
+            return layer.o(y.transpose(1, 2).reshape(b, t, hq * d))
         if cache is not None:
             k, v = cache.update(i, k, v)  # (B, Hkv, S, D)
         if t == 1 and mask is None:  # one new query sees every cached key (in its window): no mask to build

@@ -151,6 +151,8 @@ def attend_one(q: Tensor, k_cache: Tensor, v_cache: Tensor, k_new: Tensor, v_new
     lib = library()
     assert lib is not None, "attend_one called without the compiled kernels"
     _, hq, _, d = q.shape
+    if not q.dtype == k_cache.dtype == v_cache.dtype == k_new.dtype == v_new.dtype == torch.bfloat16:
+        raise TypeError(f"attend_one reads bf16 queries and caches, got {q.dtype} and a {k_cache.dtype} cache")
     q, k_new, v_new = q.contiguous(), k_new.contiguous(), v_new.contiguous()
     out = torch.empty_like(q)
     _check_layer(k_cache, layer, matrix_dims=4)

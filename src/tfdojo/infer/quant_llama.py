@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tfdojo.errors import ConfigError, UnsupportedModelError
+from tfdojo.infer import gemv_kernel
 from tfdojo.infer.compiled_decode import CompiledDecoder
 from tfdojo.infer.fast_llama import FastLlama, _Matrix, onednn_packs
 from tfdojo.infer.int_linear import ACTIVATION_DTYPE, Int4Linear, Int8Linear, int_kernels_available
@@ -120,6 +121,7 @@ class QuantLlama(FastLlama):
                 from_file = [codes[n] for n in names] if all(n in codes for n in names) else None
                 integer = self._integer(matrix.weight, matrix.bias, from_file)
                 setattr(layer, field, _IntOrFloat(integer, prompt_products(matrix), max_int_rows))
+            layer.attend_kernel = gemv_kernel.library() is not None and layer.head_dim % 8 == 0 and layer.window is None
         head = self.lm_head
         self.lm_head = _IntOrFloat(Int8Linear(quantize_int8(head.weight)), prompt_products(head), max_int_rows)
 
