@@ -142,7 +142,15 @@ static inline __attribute__((always_inline)) void q4_rows(int R, const uint8_t *
     }
 }
 
-static int16_t *alloc_x(int k) { return aligned_alloc(32, sizeof(int16_t) * (size_t)k + 32); }
+/* x's int16 codes (aligned for the loads), then its per-block steps and sums; 0, or -1 with nothing allocated */
+static int alloc_x(int k, int16_t **xq, float **xd) {
+    *xq = aligned_alloc(32, sizeof(int16_t) * (size_t)k + 32);
+    *xd = malloc(sizeof(float) * (size_t)(k / BLOCK) * 2);
+    if (*xq != NULL && *xd != NULL) return 0;
+    free(*xq);
+    free(*xd);
+    return -1;
+}
 
 /* int4 weights: 4 rows at a time share the activation loads. Returns 0, or -1 if out of memory. */
 int tfd_q4_gemv(const uint8_t *packed, const uint16_t *scale, const uint16_t *low, int layer, int n, int k,
@@ -151,13 +159,9 @@ int tfd_q4_gemv(const uint8_t *packed, const uint16_t *scale, const uint16_t *lo
     packed += (size_t)layer * n * (k / 2);  /* matrix `layer` of a stack (L, n, ...); 0 for a lone matrix */
     scale += (size_t)layer * n * groups;
     low += (size_t)layer * n * groups;
-    int16_t *xq = alloc_x(k);
-    float *xd = malloc(sizeof(float) * groups * 2);
-    if (xq == NULL || xd == NULL) {
-        free(xq);
-        free(xd);
-        return -1;
-    }
+    int16_t *xq;
+    float *xd;
+    if (alloc_x(k, &xq, &xd)) return -1;
     float *xsum = xd + groups;
     quantize_x(x, k, 1, xq, xd, xsum);
     int quads = n / 4;
@@ -203,13 +207,9 @@ int tfd_q8_gemv(const int8_t *codes, const float *scale, int layer, int n, int k
     int blocks = k / BLOCK;
     codes += (size_t)layer * n * k;  /* matrix `layer` of a stack (L, n, k); 0 for a lone matrix */
     scale += (size_t)layer * n;
-    int16_t *xq = alloc_x(k);
-    float *xd = malloc(sizeof(float) * blocks * 2);
-    if (xq == NULL || xd == NULL) {
-        free(xq);
-        free(xd);
-        return -1;
-    }
+    int16_t *xq;
+    float *xd;
+    if (alloc_x(k, &xq, &xd)) return -1;
     float *xsum = xd + blocks;
     quantize_x(x, k, 0, xq, xd, xsum);
     int quads = n / 4;
