@@ -87,13 +87,19 @@ def _closest_point(text: str, points: Sequence[str]) -> int | None:
     return best if overlaps[best] else None
 
 
-def automatic_pairs(bank: Bank, written: Sequence[Pair], seed: int = 0) -> list[Pair]:
-    """Pairs made from the rubrics themselves and from the written sentences (see the module docstring)."""
-    rng = random.Random(seed)
+def _stated(written: Sequence[Pair]) -> dict[tuple[str, str], list[str]]:
+    """The written "states" sentences of each (question, key point), in file order."""
     stated: dict[tuple[str, str], list[str]] = {}
     for p in written:
         if p.relation == "states":
             stated.setdefault((p.question, p.point), []).append(p.sentence)
+    return stated
+
+
+def automatic_pairs(bank: Bank, written: Sequence[Pair], seed: int = 0) -> list[Pair]:
+    """Pairs made from the rubrics themselves and from the written sentences (see the module docstring)."""
+    rng = random.Random(seed)
+    stated = _stated(written)
     pool = sorted({(p.question, p.sentence) for p in written})
     pairs: list[Pair] = []
     for q in bank:
@@ -134,10 +140,7 @@ def _join(rng: random.Random, first: str, second: str) -> str:
 def compound_pairs(bank: Bank, written: Sequence[Pair], seed: int = 0) -> list[Pair]:
     """Sentences stating two points of a question: "states" for each of the two, "neither" for a third point."""
     rng = random.Random(seed)
-    stated: dict[tuple[str, str], list[str]] = {}
-    for p in written:
-        if p.relation == "states":
-            stated.setdefault((p.question, p.point), []).append(p.sentence)
+    stated = _stated(written)
     pairs: list[Pair] = []
     for q in bank:
         if q.type not in FREE_TEXT_TYPES or q.rubric is None:
