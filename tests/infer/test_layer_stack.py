@@ -54,6 +54,8 @@ def test_stacked_products_equal_each_layers_own(make, cols):
         assert torch.equal(lin(x), before[i])  # the layer's object still works, on views of the stack
         first = lin.row_parts()[1][0]
         assert first.untyped_storage().data_ptr() == stack.parts[0].untyped_storage().data_ptr()  # one copy
+        if lin.bias is not None:
+            assert lin.bias.untyped_storage().data_ptr() == stack.bias.untyped_storage().data_ptr()
 
 
 def test_stacked_norms_are_views_with_the_same_output():

@@ -51,6 +51,8 @@ class StackedProducts:
             lin.rebind_row_parts(tuple(t[i] for t in self.parts))
         biases = [lin.bias for lin in linears]
         self.bias = None if biases[0] is None else torch.stack(biases)  # (L, out)
+        for i, lin in enumerate(linears if self.bias is not None else []):
+            lin.bias = self.bias[i]  # a view too: the biases are not held twice either
 
     def __call__(self, i: int, x: Tensor) -> Tensor:
         y = self.product(x.reshape(-1), *self.parts, i, **self.static)  # (out,)
