@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from tfdojo.errors import ProgressError
 from tfdojo.practice.scheduler import SpacedRepetition
 
 FILE_NAME = "progress.sqlite3"
+LOCK_WAIT_S = 10.0  # how long an open waits for another connection's lock
 ENV_HOME = "TFDOJO_HOME"
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -225,7 +227,7 @@ class ProgressStore:
             raise ProgressError(f"cannot open the progress database {self.path}: {e}") from None
         self._db.row_factory = sqlite3.Row
         try:
-            self._check_and_migrate()
+            self._check_and_migrate_waiting()
         except sqlite3.DatabaseError as e:
             self._db.close()
             if _is_read_only(e):
@@ -237,7 +239,7 @@ class ProgressStore:
     def _connect(self) -> sqlite3.Connection:
         if not self.read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            return sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            return sqlite3.connect(self.path, timeout=LOCK_WAIT_S, isolation_level=None)
         memory = sqlite3.connect(":memory:", isolation_level=None)
         if self.path.exists():
             try:
@@ -253,6 +255,19 @@ class ProgressStore:
     def open(cls, folder: Path | None = None, read_only: bool = False) -> ProgressStore:
         """The store in the data folder (see :func:`data_dir`); ``read_only`` for commands that only read."""
         return cls(data_dir(folder) / FILE_NAME, read_only=read_only)
+
+    def _check_and_migrate_waiting(self) -> None:
+        """``_check_and_migrate``, retried while the file is locked: switching a new file to WAL can fail with
+        "database is locked" without SQLite's busy wait when several connections create it at once (seen under
+        load in ``test_many_connections_opening_a_new_progress_file_at_once_all_succeed``). Every step is idempotent."""
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                return self._check_and_migrate()
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _check_and_migrate(self) -> None:
         check = self._db.execute("PRAGMA quick_check").fetchone()[0]
