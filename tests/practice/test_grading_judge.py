@@ -326,7 +326,7 @@ def offline_mock(monkeypatch):
         none = ()
         return SimpleNamespace(
             verdict="incorrect", shown=None, score=0.2, feedback="stub", covered=none, contradicted=none,
-            uncertain=none, missed=none, misconceptions=none,
+            uncertain=none, missed=none, misconceptions=none, why=lambda: {"points": []},
         )  # fmt: skip
 
     monkeypatch.setattr("tfdojo.practice.grading.free_text.grade_free_text", stub)
@@ -367,6 +367,26 @@ def test_mock_with_an_unreachable_judge_says_so_in_one_line_and_goes_on(tmp_path
     notices = [line for line in result.stderr.splitlines() if "no second opinion" in line]
     assert len(notices) == 1 and "cannot reach the judge" in notices[0] and "the grade above stands" in notices[0]
     assert attempt.second_opinion is None and attempt.verdict == "incorrect"
+
+
+def test_drill_and_mock_give_the_same_line_when_the_judge_fails_or_is_skipped(
+    tmp_path, bank, offline_mock, monkeypatch
+):
+    dead = ["--judge", f"http://127.0.0.1:{free_port()}"]
+    drill, *_ = _drill(tmp_path, "drill", *dead)
+    mock, _ = _mock(tmp_path, "mock", "attention-maths", *dead)
+    (drill_line,) = [line for line in drill.stderr.splitlines() if "no second opinion" in line]
+    (mock_line,) = [line for line in mock.stderr.splitlines() if "no second opinion" in line]
+    assert drill_line.strip() == mock_line.strip() and "cannot reach the judge" in drill_line
+
+    def interrupted(self, question, answer):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SecondOpinion, "ask", interrupted)
+    drill, (attempt,), _ = _drill(tmp_path, "drill-ctrl-c", *dead)
+    mock, _ = _mock(tmp_path, "mock-ctrl-c", "attention-maths", *dead)
+    skipped = "no second opinion: skipped (Ctrl-C); the grade above stands"
+    assert skipped in drill.stderr and skipped in mock.stderr and attempt.second_opinion is None
 
 
 def test_mock_does_not_send_numeric_answers_and_refuses_a_bad_url(tmp_path, bank):

@@ -17,9 +17,9 @@ from tfdojo.app.pages import trainer_of
 from tfdojo.app.render import page
 from tfdojo.app.trainer import Trainer, WebDrill, elapsed_since
 from tfdojo.app.voice import voice_status
-from tfdojo.errors import AnswerParseError, BankError, InputTooLargeError, JudgeError, ProgressError
+from tfdojo.errors import AnswerParseError, BankError, InputTooLargeError, ProgressError
 from tfdojo.lab.links import run_it
-from tfdojo.practice.grading.judge import Opinion, wants_judge
+from tfdojo.practice.grading.judge import Opinion, ask_and_keep, wants_judge
 from tfdojo.practice.mock_judge import override, record
 from tfdojo.practice.schema import SECTIONS, Difficulty, QuestionType
 from tfdojo.practice.session import Filters, Submission, pick_questions
@@ -155,13 +155,8 @@ def _second_opinion(t: Trainer, submission: Submission) -> Opinion | str | None:
     """The judge's opinion of a recorded answer, stored with it; or why there is none. The grade is left alone."""
     if t.second_opinion is None or not wants_judge(submission.question):
         return None
-    try:
-        opinion = t.second_opinion.ask(submission.question, submission.attempt.answer)
-    except JudgeError as e:
-        return str(e)
     with t.store() as store:
-        store.set_second_opinion(submission.attempt.uid, opinion.as_dict())
-    return opinion
+        return ask_and_keep(t.second_opinion, submission, store)
 
 
 @router.get("/session/{key}/result", response_class=HTMLResponse)

@@ -21,10 +21,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from tfdojo.errors import AnswerParseError, BankError, JudgeError, ProgressError
+from tfdojo.errors import AnswerParseError, BankError, ProgressError
 from tfdojo.lab.links import LAB_DIR
 from tfdojo.practice.counters import QuestionState, count, daily_history, question_states
-from tfdojo.practice.grading.judge import JudgeConfig, SecondOpinion, wants_judge
+from tfdojo.practice.grading.judge import JudgeConfig, SecondOpinion, ask_and_keep, no_opinion_line, wants_judge
 from tfdojo.practice.history import shown_label
 from tfdojo.practice.line_editor import EDIT, HINT, IDK, QUIT, SKIP, WHY, Reader, clock, make_reader
 from tfdojo.practice.loader import Bank, load_bank, load_bank_from
@@ -265,16 +265,11 @@ def _drill_one(
 
 def _second_opinion(session: DrillSession, judge: SecondOpinion, submission: Submission) -> None:
     """Ask the judge, show its opinion beside the grade and store it; on failure (or Ctrl-C) one line, and go on."""
-    try:
-        with out.status("asking the judge…", spinner="dots"):
-            opinion = judge.ask(submission.question, submission.attempt.answer)
-    except JudgeError as e:
-        err.print(Text(f"no second opinion: {e}; the grade above stands", style="yellow"), soft_wrap=True)
+    with out.status("asking the judge…", spinner="dots"):
+        opinion = ask_and_keep(judge, submission, session.store)
+    if isinstance(opinion, str):
+        err.print(Text(no_opinion_line(opinion), style="yellow"), soft_wrap=True)
         return
-    except KeyboardInterrupt:  # Ctrl-C while waiting skips the judge, not the drill
-        err.print(Text("no second opinion: skipped (Ctrl-C); the grade above stands", style="yellow"))
-        return
-    session.store.set_second_opinion(submission.attempt.uid, opinion.as_dict())
     line = Text("second opinion ", style="dim") + Text(f"({opinion.model}): ", style="dim")
     line += Text(opinion.verdict, style=LABEL_STYLE.get(opinion.verdict, "white")) + Text(f" — {opinion.reason}")
     out.print(line)

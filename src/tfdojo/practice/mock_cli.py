@@ -16,9 +16,8 @@ from typing import Annotated
 
 import typer
 
-from tfdojo.errors import JudgeError
 from tfdojo.practice.cli import JudgeModelOpt, JudgeOpt, JudgeTimeoutOpt
-from tfdojo.practice.grading.judge import JudgeConfig, SecondOpinion, wants_judge
+from tfdojo.practice.grading.judge import JudgeConfig, SecondOpinion, ask_and_keep, no_opinion_line, wants_judge
 from tfdojo.practice.loader import load_bank, load_bank_from
 from tfdojo.practice.mock import LEVELS, MockConfig, MockInterview, record_turn
 from tfdojo.practice.mock_report import build_report, render_text
@@ -45,13 +44,9 @@ def _read_answer() -> str | None:
 
 def _second_opinion(store: ProgressStore, judge: SecondOpinion, submission: Submission) -> str:
     """Ask the judge about a recorded answer and store its opinion; the line to print (why there is none on failure)."""
-    try:
-        opinion = judge.ask(submission.question, submission.attempt.answer)
-    except JudgeError as e:
-        return f"no second opinion: {e}; the grade above stands"
-    except KeyboardInterrupt:  # Ctrl-C while waiting skips the judge, not the interview
-        return "no second opinion: skipped (Ctrl-C); the grade above stands"
-    store.set_second_opinion(submission.attempt.uid, opinion.as_dict())
+    opinion = ask_and_keep(judge, submission, store)
+    if isinstance(opinion, str):
+        return no_opinion_line(opinion)
     return f"second opinion ({opinion.model}): {opinion.verdict} — {opinion.reason} (advice only: the grade stands)"
 
 

@@ -15,11 +15,15 @@ import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urlsplit
 
 from tfdojo.errors import ConfigError, JudgeError
 from tfdojo.practice.schema import Question
+
+if TYPE_CHECKING:
+    from tfdojo.practice.session import Submission
+    from tfdojo.practice.store import ProgressStore
 
 ENV_API_KEY = "TFDOJO_JUDGE_API_KEY"
 VERDICTS = ("correct", "partial", "incorrect")
@@ -252,3 +256,24 @@ class SecondOpinion:
             )
         verdict, reason = parse_verdict(content)
         return Opinion(verdict, reason, model, self.config.base)
+
+
+def ask_and_keep(judge: SecondOpinion, submission: Submission, store: ProgressStore) -> Opinion | str:
+    """The judge's opinion of a recorded answer, stored with it; or the one-line reason there is none.
+
+    Every front end (drill, mock, web) asks through here. A failure (unreachable, timeout, unusable reply) or Ctrl-C
+    while waiting is returned as the reason, never raised: the answer was recorded first and its grade stands.
+    """
+    try:
+        opinion = judge.ask(submission.question, submission.attempt.answer)
+    except JudgeError as e:
+        return str(e)
+    except KeyboardInterrupt:  # Ctrl-C while waiting skips the judge, not the session
+        return "skipped (Ctrl-C)"
+    store.set_second_opinion(submission.attempt.uid, opinion.as_dict())
+    return opinion
+
+
+def no_opinion_line(reason: str) -> str:
+    """The terminal's one line when there is no opinion (the web card words it in its own template)."""
+    return f"no second opinion: {reason}; the grade above stands"
