@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 import tfdojo
 from tfdojo.infer.generate import generate
+from tfdojo.infer.native_step import NativeDecoder
 from tfdojo.infer.quant_llama import QuantLlama
 from tfdojo.train.corpus import read_plays
 from tfdojo.weights.gguf import open_gguf
@@ -88,10 +89,31 @@ def test_load_int4_multiplies_by_the_gguf_weights(smollm2, smollm2_gguf_path):
     """tfdojo.load(quant="int4") takes the file's Q4_1 codes, W_q/W_k rows in our order: its fused QKV product
     against fp64 with the fp32 model's (dequantized, un-permuted) weights."""
     lm = tfdojo.load(str(smollm2_gguf_path), quant="int4")
-    assert isinstance(lm.decoder, QuantLlama) and lm.model.embed.weight.dtype == torch.bfloat16
+    quantized = getattr(lm.decoder, "decoder", lm.decoder)  # under the native step where our kernels are built
+    assert isinstance(quantized, QuantLlama) and lm.model.embed.weight.dtype == torch.bfloat16
     attn = smollm2.model.layers[0].attn
     weight = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]).double()  # (960, 576)
     x = torch.randn(4, weight.shape[1], generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
-    got = lm.decoder.layers[0].qkv.integer(x).double()
+    got = quantized.layers[0].qkv.integer(x).double()
     want = x.double() @ weight.t()
     assert (got - want).abs().max() <= 0.01 * want.abs().max()  # bf16 rounding; a wrong row order is ~100 %
+
+
+def test_native_int4_steps_follow_the_eager_int4_decoder(smollm2_gguf_path):
+    """SmolLM2 int4 as loaded (its decode steps in one C call): greedy tokens equal the eager QuantLlama's on the
+    same codes, or split where eager's own top two logits are one bf16 step apart."""
+    lm = tfdojo.load(str(smollm2_gguf_path), quant="int4")
+    native = lm.decoder
+    assert isinstance(native, NativeDecoder)
+    for prompt in PROMPTS:
+        ids = lm.tokenizer.encode(prompt)
+        want = generate(native.decoder, lm.tokenizer, ids, max_new_tokens=24, ignore_eos=True).token_ids
+        got = generate(native, lm.tokenizer, ids, max_new_tokens=24, ignore_eos=True).token_ids
+        if got == want:
+            continue
+        split = next(i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b)
+        with torch.inference_mode():
+            logits = native.decoder(torch.tensor([ids + want[:split]]))[0, -1].float()
+        best = logits.max()
+        ulp = torch.finfo(torch.bfloat16).eps * 2 ** math.floor(math.log2(best.abs()))
+        assert best - logits[got[split]] <= ulp, (prompt, split, best, logits[got[split]])

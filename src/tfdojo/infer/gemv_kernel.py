@@ -1,4 +1,5 @@
-"""Our own AVX2 one-row products (``gemv_avx2.c``) for batch-1 decode: built with the C compiler at first use.
+"""Our own AVX2 one-row products (``gemv_avx2.c``) and whole decode step (``decode_step_avx2.c``) for batch-1
+decode: built with the C compiler at first use.
 
 torch's ``_weight_int4pack_mm_for_cpu`` unpacks int4 codes at ~3 GB/s on CPUs without bf16 arithmetic (AVX2
 only), slower per byte than an fp32 product. ``gemv_avx2.c`` is ggml's Q4_1 dot product in plain C (its block
@@ -26,8 +27,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-SOURCE = Path(__file__).with_name("gemv_avx2.c")
+# the products and attention; the whole decode step built on them (``native_step``)
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("gemv_avx2.c", "decode_step_avx2.c"))
 FLAGS = ("-O3", "-mavx2", "-mfma", "-mf16c", "-shared", "-fPIC")
+LIBS = ("-lm",)
 BLOCK = 32  # the kernels' block of input columns (the int4 group, the activations' rounding block)
 DISABLE_ENV = "TFDOJO_NO_KERNELS"
 
@@ -52,20 +55,22 @@ def _cache_dir() -> Path:
 
 
 def _build() -> ctypes.CDLL:
-    """Compile ``gemv_avx2.c`` into the cache (once per source, flags and compiler) and load it."""
+    """Compile ``SOURCES`` into one library in the cache (once per sources, flags and compiler) and load it."""
     compiler = os.environ.get("CC", "cc")
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C compiler {compiler!r}")
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(source + " ".join(FLAGS).encode() + version.encode()).hexdigest()[:16]
+    source = b"".join(path.read_bytes() for path in SOURCES)
+    key = hashlib.sha256(source + " ".join(FLAGS + LIBS).encode() + version.encode()).hexdigest()[:16]
     target = _cache_dir() / f"gemv_avx2-{key}.so"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
         os.close(fd)
         try:
-            subprocess.run([compiler, *FLAGS, "-o", tmp, str(SOURCE)], capture_output=True, text=True, check=True)
+            subprocess.run(
+                [compiler, *FLAGS, "-o", tmp, *map(str, SOURCES), *LIBS], capture_output=True, text=True, check=True
+            )
             os.replace(tmp, target)  # atomic: a concurrent build finds a whole file or none
         finally:
             if os.path.exists(tmp):
@@ -75,6 +80,7 @@ def _build() -> ctypes.CDLL:
     lib.tfd_q4_gemv.argtypes = [p, p, p, i, i, i, p, p]
     lib.tfd_q8_gemv.argtypes = [p, p, i, i, i, p, p]
     lib.tfd_attend_one.argtypes = [p, p, p, ctypes.c_long, i, p, p, i, i, i, ctypes.c_float, p]
+    lib.tfd_decode_step.argtypes = [p, ctypes.c_long, i, p, p, ctypes.c_long, ctypes.c_long, p]
     return lib
 
 

@@ -38,6 +38,7 @@ from tfdojo.infer import gemv_kernel
 from tfdojo.infer.compiled_decode import CompiledDecoder
 from tfdojo.infer.fast_llama import FastLlama, _Matrix, onednn_packs
 from tfdojo.infer.int_linear import ACTIVATION_DTYPE, Int4Linear, Int8Linear, int_kernels_available
+from tfdojo.infer.native_step import NativeDecoder, native_supported
 from tfdojo.infer.quant import Int4Codes, quantize_int4, quantize_int8, stack_rows
 from tfdojo.models.llama import Llama
 
@@ -135,14 +136,20 @@ class QuantLlama(FastLlama):
 def quantized_decoder(
     model: Llama, quant: str, *, int4_codes: Mapping[str, Int4Codes] | None = None, compile: bool = False
 ) -> nn.Module:
-    """The decoder for ``tfdojo.load(..., quant=...)`` (compiled decode steps if asked); named errors otherwise."""
+    """The decoder for ``tfdojo.load(..., quant=...)``; named errors otherwise.
+
+    Batch-1 decode steps run as one C call (``native_step``) where our kernels are built, or as a ``torch.compile``
+    graph if ``compile`` is asked (slower than the C step; there to study what compiling buys), else eagerly.
+    """
     if not QuantLlama.supports(model):
         raise UnsupportedModelError(
             f"quant covers Llama-family models (Llama, Mistral, Qwen2, SmolLM2); this is a {type(model).__name__} "
             f"with other parts: load it without quant"
         )
     decoder = QuantLlama(model, quant, int4_codes=int4_codes)
-    return CompiledDecoder(decoder) if compile else decoder
+    if compile:
+        return CompiledDecoder(decoder)
+    return NativeDecoder(decoder) if native_supported(decoder) else decoder
 
 
 def quantize_language_model(loaded: Any, quant: str, *, compile: bool = False) -> Any:

@@ -1,0 +1,169 @@
+"""A batch-1 decode step in one C call (``decode_step_avx2.c``): every layer and the head of a QuantLlama.
+
+At batch 1 a decode step is a chain of small operations around the matrix products. Called from Python they
+cost more than the products themselves: SmolLM2's int4 products take ~10 ms a token, and the eager decoder
+spends ~12 ms more around them (~20 torch calls a layer), a ``torch.compile`` graph still ~5 ms (its Python
+wrapper, the operators' Python bodies, the guards). llama.cpp avoids this by running the whole step in C; so
+does this module, with the same kernels as the eager decoder (``gemv_avx2.c``) and the same bf16 roundings, so
+its logits are the eager decoder's up to fp32 summation order (``tests/infer/test_native_step.py``).
+
+Python describes the model once: every layer's weights of one kind stacked (L, ...) (``layer_stack``, the layers
+re-pointed at views: nothing is held twice), their addresses in a ``ctypes`` structure. Each step then passes a
+token, its position and the cache's buffers; the C code writes the new keys and values into the cache in place.
+
+It applies to batch-1, one-token steps on a bf16 ``StaticKVCache`` at its next position, with our kernels built
+and every matrix on them, RoPE tables precomputed and no sliding window; everything else (prompts, batches,
+padding masks, other caches) runs the wrapped decoder.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from tfdojo.infer import gemv_kernel
+from tfdojo.infer.cache import StaticKVCache
+from tfdojo.infer.fast_llama import FastLlama
+from tfdojo.infer.int_linear import Int4Linear, Int8Linear
+from tfdojo.infer.layer_stack import StackedNorms, StackedProducts, stackable
+from tfdojo.nn.kv import KVCache
+
+FIELDS = ("qkv", "o", "gate_up", "down")  # a layer's matrices (FastLlama's fused layout), in the C struct's order
+FORMATS = {Int4Linear: 4, Int8Linear: 8}  # TFD_Q4, TFD_Q8 in decode_step_avx2.c
+
+
+class _Matrix(ctypes.Structure):
+    """``struct tfd_matrix``: one kind of matrix stacked over layers."""
+
+    _fields_ = [
+        ("format", ctypes.c_int),
+        ("rows", ctypes.c_int),
+        ("cols", ctypes.c_int),
+        ("codes", ctypes.c_void_p),
+        ("scale", ctypes.c_void_p),
+        ("low", ctypes.c_void_p),
+        ("bias", ctypes.c_void_p),
+    ]
+
+
+class _Decoder(ctypes.Structure):
+    """``struct tfd_decoder``: sizes and the addresses of every weight."""
+
+    _fields_ = [
+        *((name, ctypes.c_int) for name in ("layers", "dim", "heads", "kv_heads", "head_dim", "hidden")),
+        ("eps", ctypes.c_float),
+        ("final_eps", ctypes.c_float),
+        *((name, ctypes.c_void_p) for name in ("embed", "norm1", "norm2", "final_norm", "cos", "sin")),
+        *((name, _Matrix) for name in (*FIELDS, "head")),
+    ]
+
+
+def _address(t: Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _matrix(linear: Int4Linear | Int8Linear, parts: tuple[Tensor, ...], bias: Tensor | None) -> _Matrix:
+    """The C description of ``linear``'s one-row product reading ``parts`` (its own, or stacks (L, ...) of them)."""
+    int4 = isinstance(linear, Int4Linear)
+    low = parts[2] if int4 else None  # int4: (packed, scale, low); int8: (codes, scale)
+    cols = parts[0].shape[-1] * (2 if int4 else 1)  # int4: two codes a byte
+    rows, kind = linear.out_features, FORMATS[type(linear)]
+    return _Matrix(kind, rows, cols, parts[0].data_ptr(), parts[1].data_ptr(), _address(low), _address(bias))
+
+
+def native_supported(decoder: nn.Module) -> bool:
+    """Whether ``decoder`` (a QuantLlama) can decode natively: our kernels built and under every matrix, RoPE tables
+    precomputed, no sliding window, head size a multiple of 8 (the attention kernel's)."""
+    if not isinstance(decoder, FastLlama) or gemv_kernel.library() is None or decoder.cos is None:
+        return False
+    layers = decoder.layers
+    if any(layer.window is not None or layer.head_dim % 8 for layer in layers):
+        return False
+    if len({(layer.norm1.eps, layer.norm2.eps) for layer in layers}) != 1 or layers[0].norm1.eps != layers[0].norm2.eps:
+        return False
+    matrices = [[getattr(getattr(layer, field), "integer", None) for layer in layers] for field in FIELDS]
+    head = getattr(decoder.lm_head, "integer", None)
+    ours = all(stackable(linears) and linears[0].one_row is not None for linears in matrices)
+    return ours and isinstance(head, Int8Linear) and head.one_row is not None and head.bias is None
+
+
+class NativeDecoder(nn.Module):
+    """Wraps a QuantLlama: batch-1 decode steps in one C call (``tfd_decode_step``), everything else by the wrapped
+    decoder. Build it with :func:`native_supported` true."""
+
+    def __init__(self, decoder: FastLlama) -> None:
+        super().__init__()
+        if not native_supported(decoder):
+            raise ValueError("this decoder cannot decode natively (see native_supported)")
+        self.decoder, self.config = decoder, decoder.config
+        self.library = gemv_kernel.library()
+        layers, model = decoder.layers, decoder.model
+        self.norm1 = StackedNorms([layer.norm1 for layer in layers])  # (L, dim) each
+        self.norm2 = StackedNorms([layer.norm2 for layer in layers])
+        linears = {field: [getattr(layer, field).integer for layer in layers] for field in FIELDS}
+        self.stacks = {field: StackedProducts(group) for field, group in linears.items()}
+        head = decoder.lm_head.integer
+        first = layers[0]
+        self.vocab, self.max_positions = model.embed.weight.shape[0], decoder.cos.shape[0]
+        self.spec = _Decoder(
+            layers=len(layers),
+            dim=model.embed.weight.shape[1],
+            heads=first.n_heads,
+            kv_heads=first.n_kv_heads,
+            head_dim=first.head_dim,
+            hidden=linears["gate_up"][0].out_features // 2,
+            eps=first.norm1.eps,
+            final_eps=model.norm.eps,
+            embed=model.embed.weight.data_ptr(),
+            norm1=self.norm1.weight.data_ptr(),
+            norm2=self.norm2.weight.data_ptr(),
+            final_norm=model.norm.weight.data_ptr(),
+            cos=decoder.cos.data_ptr(),
+            sin=decoder.sin.data_ptr(),
+            **{field: _matrix(linears[field][0], stack.parts, stack.bias) for field, stack in self.stacks.items()},
+            head=_matrix(head, head.one_row, None),
+        )
+        # the addresses above point into these: they must live as long as this object
+        self._keep = (model.embed.weight, model.norm.weight, decoder.cos, decoder.sin, head.one_row)
+
+    def applies(self, input_ids: Tensor, positions: Tensor | None, mask: Tensor | None, cache: Any) -> bool:
+        """A batch-1, one-token step with a known token on a bf16 static cache with room, at its next position."""
+        if mask is not None or input_ids.shape != (1, 1) or not isinstance(cache, StaticKVCache):
+            return False
+        k = cache.k
+        if k.dtype != torch.bfloat16 or k.shape[1] != 1 or k.stride(-1) != 1 or k.stride(-2) != k.shape[-1]:
+            return False
+        past = cache.length
+        if past + 1 > cache.max_len or past >= self.max_positions or not 0 <= int(input_ids[0, 0]) < self.vocab:
+            return False  # the wrapped decoder raises the named error
+        return positions is None or int(positions.reshape(-1)[0]) == past
+
+    @torch.inference_mode()
+    def forward(
+        self,
+        input_ids: Tensor,
+        *,
+        positions: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        cache: KVCache | None = None,
+        last_only: bool = False,
+    ) -> Tensor:
+        """Logits as the wrapped decoder's; one C call where :meth:`applies`."""
+        if not self.applies(input_ids, positions, attention_mask, cache):
+            return self.decoder(
+                input_ids, positions=positions, attention_mask=attention_mask, cache=cache, last_only=last_only
+            )
+        assert isinstance(cache, StaticKVCache)  # checked by applies
+        logits = torch.empty(1, 1, self.vocab, dtype=torch.bfloat16)
+        k, v = cache.k, cache.v
+        status = self.library.tfd_decode_step(
+            ctypes.byref(self.spec), int(input_ids[0, 0]), cache.length, k.data_ptr(), v.data_ptr(),
+            k.stride(0), k.stride(2), logits.data_ptr(),
+        )  # fmt: skip
+        if status:
+            raise MemoryError("the native decode step could not allocate its scratch memory")
+        cache.advance(1)
+        return logits

@@ -1,0 +1,121 @@
+"""The one-call C decode step: its logits against an fp64 oracle and the eager decoder, which steps it takes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_compiled_decode import _steps
+from test_quant import dequantized_copy, tiny_bf16_llama
+
+from tfdojo.errors import ContextLengthError
+from tfdojo.infer import gemv_kernel, native_step
+from tfdojo.infer.cache import StaticKVCache
+from tfdojo.infer.compiled_decode import CompiledDecoder
+from tfdojo.infer.native_step import NativeDecoder, native_supported
+from tfdojo.infer.quant_llama import QuantLlama, quantized_decoder
+from tfdojo.models.llama import Llama, LlamaConfig
+
+pytestmark = pytest.mark.skipif(gemv_kernel.library() is None, reason="our AVX2 kernels are not built on this machine")
+
+
+def biased_bf16_llama() -> Llama:
+    """Three layers with every bias a Llama may have (Qwen2's QKV bias, HF's attention and MLP biases)."""
+    torch.manual_seed(3)
+    config = LlamaConfig(
+        vocab_size=256, dim=64, n_layers=3, n_heads=4, n_kv_heads=1, ffn_hidden=64, max_seq_len=64,
+        qkv_bias=True, out_bias=True, mlp_bias=True,
+    )  # fmt: skip
+    model = Llama(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model.to(torch.bfloat16).requires_grad_(False)
+
+
+@pytest.mark.parametrize(
+    ("build", "quant"), [(tiny_bf16_llama, "int4"), (tiny_bf16_llama, "int8"), (biased_bf16_llama, "int4")]
+)
+def test_native_steps_match_the_fp64_model_of_the_codes_and_the_eager_greedy_path(build, quant):
+    """Teacher-forced steps: the C step's error against the fp64 model whose weights are the codes is at most the
+    eager decoder's plus one bf16 step at the largest logit; its free-running greedy tokens equal eager's, or split
+    only where eager's own top two are within that. The cache it leaves holds eager's keys and values."""
+    model = build()
+    oracle = dequantized_copy(model, quant)
+    native = NativeDecoder(QuantLlama(model, quant))
+    eager = native.decoder
+    g = torch.Generator().manual_seed(1)
+    for prompt, new in ((1, 30), (7, 20)):
+        ids = torch.randint(0, 256, (prompt + new,), generator=g).tolist()
+        path, eager_logits = _steps(eager, ids, prompt, prompt + new, follow=True)
+        _, native_logits = _steps(native, path, prompt, prompt + new, follow=False)
+        with torch.inference_mode():
+            exact = oracle(torch.tensor([path]))[0, prompt - 1 :]  # (new + 1, V)
+        eager_error = (eager_logits - exact).abs().max()
+        ulp = torch.finfo(torch.bfloat16).eps * exact.abs().max()
+        assert (native_logits - exact).abs().max() <= eager_error + ulp
+        own, _ = _steps(native, ids, prompt, prompt + new, follow=True)
+        split = next((t for t in range(prompt, len(ids)) if own[t] != path[t]), None)
+        if split is not None:
+            top2 = eager_logits[split - prompt].topk(2).values
+            assert top2[0] - top2[1] <= eager_error + ulp, f"native greedy split at a clear choice (step {split})"
+    caches = []
+    for decoder in (eager, native):
+        cache = StaticKVCache.for_model(decoder, batch=1, max_len=12)
+        with torch.inference_mode():
+            for t in range(12):
+                decoder(torch.tensor([[path[t]]]), cache=cache)
+        caches.append(torch.stack([cache.k, cache.v]).float())
+    scale = caches[0].abs().max()
+    assert (caches[1] - caches[0]).abs().max() <= 2 * torch.finfo(torch.bfloat16).eps * scale
+
+
+def test_only_batch1_steps_at_the_cache_position_on_a_bf16_cache_take_the_c_step():
+    native = NativeDecoder(QuantLlama(tiny_bf16_llama(), "int4"))
+    cache = StaticKVCache.for_model(native, batch=1, max_len=8)
+    one = torch.zeros(1, 1, dtype=torch.long)
+    assert native.applies(one, None, None, cache)  # an empty cache too: the first token of a prompt-less run
+    cache.advance(3)
+    assert native.applies(one, torch.tensor([[3]]), None, cache)
+    assert not native.applies(one, torch.tensor([[2]]), None, cache)  # a padded row's own numbering
+    assert not native.applies(torch.zeros(1, 2, dtype=torch.long), None, None, cache)  # a prompt
+    assert not native.applies(one, None, torch.ones(1, 4), cache)  # a padding mask
+    assert not native.applies(one, None, None, None)  # no cache
+    assert not native.applies(torch.tensor([[256]]), None, None, cache)  # past the vocabulary: eager's IndexError
+    fp32 = StaticKVCache(2, 1, 2, 8, 16, dtype=torch.float32)
+    fp32.advance(3)
+    assert not native.applies(one, None, None, fp32)
+    batch2 = StaticKVCache.for_model(native, batch=2, max_len=8)
+    assert not native.applies(one, None, None, batch2)
+    cache.advance(5)
+    assert not native.applies(one, None, None, cache)  # full: the wrapped decoder raises the named error
+
+
+def test_a_full_cache_and_an_unknown_token_are_the_eager_decoders_named_errors():
+    native = NativeDecoder(QuantLlama(tiny_bf16_llama(), "int8"))
+    cache = StaticKVCache.for_model(native, batch=1, max_len=4)
+    with torch.inference_mode():
+        native(torch.tensor([[1, 2, 3, 4]]), cache=cache)
+        with pytest.raises(ContextLengthError, match="holds 4 positions"):
+            native(torch.tensor([[5]]), cache=cache)
+        cache.truncate(2)
+        with pytest.raises(IndexError):
+            native(torch.tensor([[10_000]]), cache=cache)
+    assert cache.length == 2  # nothing was committed by the refused steps
+
+
+def test_load_decodes_natively_by_default_compiled_when_asked_eagerly_without_kernels(monkeypatch):
+    model = tiny_bf16_llama()
+    assert isinstance(quantized_decoder(model, "int4"), NativeDecoder)
+    assert isinstance(quantized_decoder(tiny_bf16_llama(), "int8", compile=True), CompiledDecoder)
+    monkeypatch.setattr(native_step.gemv_kernel, "library", lambda: None)
+    assert type(quantized_decoder(tiny_bf16_llama(), "int4")) is QuantLlama
+
+
+def test_a_sliding_window_model_is_not_native():
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=256, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_hidden=96, sliding_window=4)
+    model = Llama(config).eval().to(torch.bfloat16).requires_grad_(False)
+    decoder = QuantLlama(model, "int4")
+    assert not native_supported(decoder)
+    with pytest.raises(ValueError, match="cannot decode natively"):
+        NativeDecoder(decoder)
