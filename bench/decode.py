@@ -39,6 +39,7 @@ from tfdojo.infer.cache import StaticKVCache
 from tfdojo.infer.compiled_decode import CompiledDecoder
 from tfdojo.infer.generate import generate, prefill
 from tfdojo.infer.int_linear import Int4Linear, Int8Linear
+from tfdojo.infer.native_step import NativeDecoder
 from tfdojo.infer.quant_llama import QuantLlama
 
 RESULTS = Path(__file__).parent / "results"
@@ -215,7 +216,7 @@ def measure(contenders: dict[str, Timers], vocab: int, repeats: int, new: int) -
 
 def decode_bytes(decoder: torch.nn.Module, model: torch.nn.Module) -> int:
     """Bytes of weights one decode step reads: int codes (+ scales) where quantized, else every parameter."""
-    inner = decoder.decoder if isinstance(decoder, CompiledDecoder) else decoder
+    inner = decoder.decoder if isinstance(decoder, (CompiledDecoder, NativeDecoder)) else decoder
     if not isinstance(inner, QuantLlama):
         return sum(p.numel() * p.element_size() for p in model.parameters())
     total = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if "norm" in n)
@@ -244,19 +245,21 @@ def _timed(fn: Callable) -> float:
     return time.perf_counter() - start
 
 
-def check_compiled(compiled: CompiledDecoder, tokenizer, vocab: int) -> dict:
-    """Greedy tokens of the compiled step against the same decoder run eagerly (the bench's correctness gate).
+def check_step(wrapper: CompiledDecoder | NativeDecoder, tokenizer, vocab: int) -> dict:
+    """Greedy tokens of the compiled or native step against the same decoder run eagerly (the bench's gate).
 
     A split is only a finding if it is not a near-tie: both decoders are then fed eager's tokens, and the gate
     reports eager's top-two margin at the split beside the largest logit difference between the two decoders.
     """
     ids = prompt_ids(64, vocab)
-    got = generate(compiled, tokenizer, ids, max_new_tokens=32, ignore_eos=True).token_ids
-    want = generate(compiled.decoder, tokenizer, ids, max_new_tokens=32, ignore_eos=True).token_ids
+    got = generate(wrapper, tokenizer, ids, max_new_tokens=32, ignore_eos=True).token_ids
+    want = generate(wrapper.decoder, tokenizer, ids, max_new_tokens=32, ignore_eos=True).token_ids
     same = next((i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b), len(want))
-    check = {"compile_s": compiled.compile_s, "identical_greedy_tokens": same, "of": len(want)}
+    check: dict[str, object] = {"identical_greedy_tokens": same, "of": len(want)}
+    if isinstance(wrapper, CompiledDecoder):
+        check["compile_s"] = wrapper.compile_s
     if same < len(want):
-        eager, ours = (teacher_forced(d, ids, want) for d in (compiled.decoder, compiled))
+        eager, ours = (teacher_forced(d, ids, want) for d in (wrapper.decoder, wrapper))
         top2 = eager[same].topk(2).values
         check["eager_margin_at_split"] = float(top2[0] - top2[1])
         check["max_logit_difference"] = float((eager - ours).abs().max())
@@ -302,7 +305,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--modes", default="fp32,bf16,int8,int4,int8-compiled,int4-compiled", help="tfdojo modes")
+    parser.add_argument(
+        "--modes",
+        default="fp32,bf16,int8,int4,int4-eager,int8-compiled,int4-compiled",
+        help="tfdojo modes: fp32, bf16, or int8/int4 as loaded (the native C step where our kernels build), with "
+        "-compiled (the torch.compile step) or -eager (the Python decoder)",
+    )
     parser.add_argument("--hf", default="fp32,bf16", help="HF transformers dtypes ('' for none)")
     parser.add_argument("--llama-cpp", default=".venv-bench/bin/python", help="python with llama-cpp-python")
     parser.add_argument("--new-tokens", type=int, default=NEW_TOKENS, help="decode tokens timed per round")
@@ -328,14 +336,17 @@ def main() -> None:
         contenders[f"hf-{hf_dtype}"] = hf_timers(hf)
         bytes_per_step[f"hf-{hf_dtype}"] = sum(p.numel() * p.element_size() for p in hf.parameters())
     for mode in args.modes.split(","):
-        quant, compiled = mode.removesuffix("-compiled"), mode.endswith("-compiled")
+        quant, compiled = mode.removesuffix("-compiled").removesuffix("-eager"), mode.endswith("-compiled")
         if quant in dtypes:  # the float decoders (FastLlama); compiling is offered with quantized weights only
             ours = load_ours(dtypes[quant], args.random_weights)
         else:
             ours = load_ours(torch.bfloat16, args.random_weights, quant=quant, compile=compiled)
+        if mode.endswith("-eager") and isinstance(ours.decoder, NativeDecoder):
+            ours.decoder = ours.decoder.decoder  # the QuantLlama under the native step
         if compiled:
             ours_generate(ours.decoder, ours.tokenizer, prompt_ids(16, vocab), 2)  # compile here, not in the rounds
-            checks[mode] = check_compiled(ours.decoder, ours.tokenizer, vocab)
+        if isinstance(ours.decoder, (CompiledDecoder, NativeDecoder)):
+            checks[mode] = check_step(ours.decoder, ours.tokenizer, vocab)
             print(f"{mode}: {checks[mode]}", flush=True)
         contenders[f"tfdojo-{mode}"] = ours_timers(ours.decoder, ours.tokenizer)
         bytes_per_step[f"tfdojo-{mode}"] = decode_bytes(ours.decoder, ours.model)
@@ -382,7 +393,7 @@ def main() -> None:
         "copy_bandwidth_GB_s": bandwidth,
         "decode_tokens_timed": args.new_tokens,
         "load_average_before_after": [load_before, load_after],
-        "compiled_checks": checks,
+        "step_checks": checks,  # compiled and native steps against their eager decoder
         "results": rows,
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+
 import pytest
 import torch
 from test_compiled_decode import _steps
@@ -119,3 +121,42 @@ def test_a_sliding_window_model_is_not_native():
     assert not native_supported(decoder)
     with pytest.raises(ValueError, match="cannot decode natively"):
         NativeDecoder(decoder)
+
+
+def _decode(native: NativeDecoder, ids: list[int], threads: int) -> torch.Tensor:
+    """Teacher-forced one-token steps from an empty cache on ``threads`` threads -> logits (len, V)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        cache = StaticKVCache.for_model(native, batch=1, max_len=len(ids))
+        with torch.inference_mode():
+            return torch.cat([native(torch.tensor([[t]]), cache=cache) for t in ids], dim=1)[0]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_threads_split_the_work_without_changing_a_bit():
+    """Rows and heads are only shared out: two and three threads give the one-thread logits exactly."""
+    native = NativeDecoder(QuantLlama(biased_bf16_llama(), "int4"))
+    ids = torch.randint(0, 256, (20,), generator=torch.Generator().manual_seed(5)).tolist()
+    alone = _decode(native, ids, 1)
+    for threads in (2, 3):
+        assert torch.equal(_decode(native, ids, threads), alone)
+
+
+def _child_decodes(native: NativeDecoder, ids: list[int], results) -> None:
+    results.put(_decode(native, ids, 2))
+
+
+def test_a_forked_child_starts_its_own_workers():
+    """Workers started before fork() do not exist in the child: its two-thread steps must not wait for them."""
+    native = NativeDecoder(QuantLlama(tiny_bf16_llama(), "int8"))
+    ids = [3, 1, 4, 1, 5, 9, 2, 6]
+    want = _decode(native, ids, 2)  # the parent's workers are running now
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_child_decodes, args=(native, ids, results))
+    child.start()
+    got = results.get(timeout=120)  # a child waiting for the parent's workers would never answer
+    child.join(timeout=60)
+    assert torch.equal(got, want)

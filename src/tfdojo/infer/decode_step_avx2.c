@@ -15,7 +15,8 @@
  *   x = bf16(x + product(bf16(bf16(silu(gate)) * up)))      SwiGLU
  *   logits = product_head(final_norm(x))
  * The new key and value of every layer are written into the caller's cache at position `pos` (its filled length).
- * Built with gemv_avx2.c into one library (tfdojo.infer.gemv_kernel); no torch headers.
+ * Products are split by rows and attention by query heads over `threads` threads (decode_workers.c).
+ * Built with gemv_avx2.c and decode_workers.c into one library (tfdojo.infer.gemv_kernel); no torch headers.
  */
 #include <math.h>
 #include <stdint.h>
@@ -23,11 +24,18 @@
 #include <string.h>
 
 /* from gemv_avx2.c */
-int tfd_q4_gemv(const uint8_t *packed, const uint16_t *scale, const uint16_t *low, int layer, int n, int k,
-                const uint16_t *x, uint16_t *y);
-int tfd_q8_gemv(const int8_t *codes, const float *scale, int layer, int n, int k, const uint16_t *x, uint16_t *y);
+int tfd_alloc_x(int k, int16_t **xq, float **xd);
+void tfd_quantize_x(const uint16_t *x, int k, int paired, int16_t *xq, float *xd);
+void tfd_q4_rows(const uint8_t *packed, const uint16_t *scale, const uint16_t *low, int n, int k, const int16_t *xq,
+                 const float *xd, int r0, int r1, uint16_t *y);
+void tfd_q8_rows(const int8_t *codes, const float *scale, int n, int k, const int16_t *xq, const float *xd, int r0,
+                 int r1, uint16_t *y);
 int tfd_attend_one(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache, long head_stride, int n,
                    const uint16_t *k_new, const uint16_t *v_new, int hq, int hkv, int d, float scale, uint16_t *out);
+/* from decode_workers.c */
+void tfd_run_chunks(int threads, int chunks, void (*fn)(void *arg, int chunk), void *arg);
+
+#define CHUNKS_PER_THREAD 8 /* a product's rows in this many pieces per thread: one late thread holds little */
 
 enum { TFD_Q4 = 4, TFD_Q8 = 8 };
 
@@ -63,15 +71,68 @@ static inline uint16_t bf16(float f) { /* round to nearest even, as torch */
     return (uint16_t)(v.u >> 16);
 }
 
-static int product(const struct tfd_matrix *w, int layer, const uint16_t *x, uint16_t *y) {
-    int status = w->format == TFD_Q4
-                     ? tfd_q4_gemv(w->codes, w->scale, w->low, layer, w->rows, w->cols, x, y)
-                     : tfd_q8_gemv(w->codes, w->scale, layer, w->rows, w->cols, x, y);
-    if (status == 0 && w->bias != NULL) {
-        const uint16_t *b = w->bias + (size_t)layer * w->rows;
+/* one product's rows, split into chunks for the threads */
+struct rows_task {
+    const struct tfd_matrix *w;
+    const void *codes, *scale;
+    const uint16_t *low;
+    const int16_t *xq;
+    const float *xd;
+    int per_chunk;
+    uint16_t *y;
+};
+
+static void rows_chunk(void *arg, int chunk) {
+    const struct rows_task *t = arg;
+    int r0 = chunk * t->per_chunk, r1 = r0 + t->per_chunk < t->w->rows ? r0 + t->per_chunk : t->w->rows;
+    if (t->w->format == TFD_Q4)
+        tfd_q4_rows(t->codes, t->scale, t->low, t->w->rows, t->w->cols, t->xq, t->xd, r0, r1, t->y);
+    else
+        tfd_q8_rows(t->codes, t->scale, t->w->rows, t->w->cols, t->xq, t->xd, r0, r1, t->y);
+}
+
+/* y = layer `layer`'s matrix w times x (+ bias); xq, xd: scratch for x rounded (tfd_alloc_x of the widest x) */
+static void product(const struct tfd_matrix *w, int layer, const uint16_t *x, uint16_t *y, int threads,
+                    int16_t *xq, float *xd) {
+    size_t rows = (size_t)w->rows, groups = (size_t)w->cols / 32, at = (size_t)layer * rows;
+    struct rows_task t = {w, NULL, NULL, NULL, xq, xd, w->rows, y};
+    if (w->format == TFD_Q4) {
+        t.codes = (const uint8_t *)w->codes + at * (w->cols / 2);
+        t.scale = (const uint16_t *)w->scale + at * groups;
+        t.low = w->low + at * groups;
+    } else {
+        t.codes = (const int8_t *)w->codes + at * w->cols;
+        t.scale = (const float *)w->scale + at;
+    }
+    tfd_quantize_x(x, w->cols, w->format == TFD_Q4, xq, xd);
+    int chunks = 1;
+    if (threads > 1) {
+        int pieces = threads * CHUNKS_PER_THREAD;
+        t.per_chunk = ((w->rows + pieces - 1) / pieces + 3) / 4 * 4; /* whole quads of rows */
+        chunks = (w->rows + t.per_chunk - 1) / t.per_chunk;
+    }
+    tfd_run_chunks(threads, chunks, rows_chunk, &t);
+    if (w->bias != NULL) {
+        const uint16_t *b = w->bias + at;
         for (int i = 0; i < w->rows; i++) y[i] = bf16(f32(y[i]) + f32(b[i]));
     }
-    return status;
+}
+
+/* one layer's attention, a query head per chunk */
+struct heads_task {
+    const uint16_t *q, *k_cache, *v_cache, *k_new, *v_new;
+    long head_stride;
+    int n, group, d, failed;
+    float scale;
+    uint16_t *out;
+};
+
+static void head_chunk(void *arg, int j) {
+    struct heads_task *t = arg;
+    size_t h = (size_t)(j / t->group), d = (size_t)t->d;
+    if (tfd_attend_one(t->q + j * d, t->k_cache + h * t->head_stride, t->v_cache + h * t->head_stride, t->head_stride,
+                       t->n, t->k_new + h * d, t->v_new + h * d, 1, 1, t->d, t->scale, t->out + j * d))
+        t->failed = 1; /* only ever set: a racing write is harmless */
 }
 
 static void rms_norm(const uint16_t *x, const uint16_t *w, int n, float eps, uint16_t *out) {
@@ -100,26 +161,33 @@ static void rope(uint16_t *heads, int count, int d, const uint16_t *cos, const u
     }
 }
 
-/* One token at position `pos` (= the number of positions the cache holds) -> logits (head rows) bf16. The caches
- * are (L, Hkv, max_len, d) with layer_stride and head_stride elements between layers and heads, rows of d
- * contiguous. Returns 0, or -1 if scratch memory could not be allocated (the cache may then hold part of the
- * step's keys, at a position the caller has not committed). */
+/* One token at position `pos` (= the number of positions the cache holds) -> logits (head rows) bf16, on
+ * `threads` threads. The caches are (L, Hkv, max_len, d) with layer_stride and head_stride elements between layers
+ * and heads, rows of d contiguous. Returns 0, or -1 if scratch memory could not be allocated (the cache may then
+ * hold part of the step's keys, at a position the caller has not committed). Every number is the same whatever
+ * `threads` is: a split only decides which thread computes a row or a head. */
 int tfd_decode_step(const struct tfd_decoder *m, long token, int pos, uint16_t *k_cache, uint16_t *v_cache,
-                    long layer_stride, long head_stride, uint16_t *logits) {
+                    long layer_stride, long head_stride, int threads, uint16_t *logits) {
     int dim = m->dim, d = m->head_dim, hq = m->heads, hkv = m->kv_heads;
     size_t qkv_n = (size_t)(hq + 2 * hkv) * d;
     size_t need = 3 * (size_t)dim + qkv_n + (size_t)hq * d + 3 * (size_t)m->hidden;
+    int widest = m->hidden > dim ? m->hidden : dim, failed = 0;
+    if (hq * d > widest) widest = hq * d;
     uint16_t *x = malloc(sizeof(uint16_t) * need);
-    if (x == NULL) return -1;
+    int16_t *xq = NULL;
+    float *xd = NULL;
+    if (x == NULL || tfd_alloc_x(widest, &xq, &xd)) {
+        free(x);
+        return -1;
+    }
     uint16_t *h = x + dim, *out = h + dim, *qkv = out + dim, *y = qkv + qkv_n, *gu = y + (size_t)hq * d;
     uint16_t *act = gu + 2 * (size_t)m->hidden;
     const uint16_t *cos = m->cos + (size_t)pos * d, *sin = m->sin + (size_t)pos * d;
     float scale = 1.0f / sqrtf((float)d);
-    int status = 0;
     memcpy(x, m->embed + (size_t)token * dim, sizeof(uint16_t) * dim);
-    for (int l = 0; l < m->layers && status == 0; l++) {
+    for (int l = 0; l < m->layers && !failed; l++) {
         rms_norm(x, m->norm1 + (size_t)l * dim, dim, m->eps, h);
-        if ((status = product(&m->qkv, l, h, qkv))) break;
+        product(&m->qkv, l, h, qkv, threads, xq, xd);
         rope(qkv, hq + hkv, d, cos, sin);  /* queries and keys share one rotation */
         uint16_t *k_new = qkv + (size_t)hq * d, *v_new = k_new + (size_t)hkv * d;
         uint16_t *kl = k_cache + (size_t)l * layer_stride, *vl = v_cache + (size_t)l * layer_stride;
@@ -127,22 +195,26 @@ int tfd_decode_step(const struct tfd_decoder *m, long token, int pos, uint16_t *
             memcpy(kl + (size_t)j * head_stride + (size_t)pos * d, k_new + (size_t)j * d, sizeof(uint16_t) * d);
             memcpy(vl + (size_t)j * head_stride + (size_t)pos * d, v_new + (size_t)j * d, sizeof(uint16_t) * d);
         }
-        if ((status = tfd_attend_one(qkv, kl, vl, head_stride, pos, k_new, v_new, hq, hkv, d, scale, y))) break;
-        if ((status = product(&m->o, l, y, out))) break;
+        struct heads_task attend = {qkv, kl, vl, k_new, v_new, head_stride, pos, hq / hkv, d, 0, scale, y};
+        tfd_run_chunks(threads, hq, head_chunk, &attend);
+        failed = attend.failed;
+        product(&m->o, l, y, out, threads, xq, xd);
         add_into(x, out, dim);
         rms_norm(x, m->norm2 + (size_t)l * dim, dim, m->eps, h);
-        if ((status = product(&m->gate_up, l, h, gu))) break;
+        product(&m->gate_up, l, h, gu, threads, xq, xd);
         for (int i = 0; i < m->hidden; i++) {
             float g = f32(gu[i]);
             act[i] = bf16(f32(bf16(g / (1.0f + expf(-g)))) * f32(gu[m->hidden + i]));
         }
-        if ((status = product(&m->down, l, act, out))) break;
+        product(&m->down, l, act, out, threads, xq, xd);
         add_into(x, out, dim);
     }
-    if (status == 0) {
+    if (!failed) {
         rms_norm(x, m->final_norm, dim, m->final_eps, h);
-        status = product(&m->head, 0, h, logits);
+        product(&m->head, 0, h, logits, threads, xq, xd);
     }
     free(x);
-    return status;
+    free(xq);
+    free(xd);
+    return failed ? -1 : 0;
 }

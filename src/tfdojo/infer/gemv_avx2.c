@@ -143,13 +143,41 @@ static inline __attribute__((always_inline)) void q4_rows(int R, const uint8_t *
 }
 
 /* x's int16 codes (aligned for the loads), then its per-block steps and sums; 0, or -1 with nothing allocated */
-static int alloc_x(int k, int16_t **xq, float **xd) {
-    *xq = aligned_alloc(32, sizeof(int16_t) * (size_t)k + 32);
+int tfd_alloc_x(int k, int16_t **xq, float **xd) {
+    *xq = aligned_alloc(32, (sizeof(int16_t) * (size_t)k + 63) / 32 * 32);
     *xd = malloc(sizeof(float) * (size_t)(k / BLOCK) * 2);
     if (*xq != NULL && *xd != NULL) return 0;
     free(*xq);
     free(*xd);
     return -1;
+}
+
+/* x rounded for the int4 kernel (paired = 1) or the int8 kernel (0): codes xq, steps xd, block sums xd + k / 32 */
+void tfd_quantize_x(const uint16_t *x, int k, int paired, int16_t *xq, float *xd) {
+    quantize_x(x, k, paired, xq, xd, xd + k / BLOCK);
+}
+
+/* rows [r0, r1) of an int4 product with n rows of k columns, x already rounded by tfd_quantize_x(paired = 1);
+ * r0 a multiple of 4. The rows of a call are independent of the range: any split gives the same numbers. */
+void tfd_q4_rows(const uint8_t *packed, const uint16_t *scale, const uint16_t *low, int n, int k, const int16_t *xq,
+                 const float *xd, int r0, int r1, uint16_t *y) {
+    int groups = k / BLOCK;
+    const float *xsum = xd + groups;
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        size_t rg = (size_t)r * groups;
+        float out[4];
+        if (r + PREFETCH_ROWS + 4 <= n)
+            prefetch(packed + (rg + (size_t)PREFETCH_ROWS * groups) * 16, 4 * (size_t)groups * 16);
+        q4_rows(4, packed + rg * 16, scale + rg, low + rg, groups, xq, xd, xsum, out);
+        for (int i = 0; i < 4; i++) y[r + i] = f32_to_bf16(out[i]);
+    }
+    for (; r < r1; r++) {
+        size_t rg = (size_t)r * groups;
+        float out[4];
+        q4_rows(1, packed + rg * 16, scale + rg, low + rg, groups, xq, xd, xsum, out);
+        y[r] = f32_to_bf16(out[0]);
+    }
 }
 
 /* int4 weights: 4 rows at a time share the activation loads. Returns 0, or -1 if out of memory. */
@@ -161,25 +189,9 @@ int tfd_q4_gemv(const uint8_t *packed, const uint16_t *scale, const uint16_t *lo
     low += (size_t)layer * n * groups;
     int16_t *xq;
     float *xd;
-    if (alloc_x(k, &xq, &xd)) return -1;
-    float *xsum = xd + groups;
-    quantize_x(x, k, 1, xq, xd, xsum);
-    int quads = n / 4;
-    for (int b = 0; b < quads; b++) {
-        int r = 4 * b;
-        size_t rg = (size_t)r * groups;
-        float out[4];
-        if (r + PREFETCH_ROWS + 4 <= n)
-            prefetch(packed + (rg + (size_t)PREFETCH_ROWS * groups) * 16, 4 * (size_t)groups * 16);
-        q4_rows(4, packed + rg * 16, scale + rg, low + rg, groups, xq, xd, xsum, out);
-        for (int i = 0; i < 4; i++) y[r + i] = f32_to_bf16(out[i]);
-    }
-    for (int r = 4 * quads; r < n; r++) {
-        size_t rg = (size_t)r * groups;
-        float out[4];
-        q4_rows(1, packed + rg * 16, scale + rg, low + rg, groups, xq, xd, xsum, out);
-        y[r] = f32_to_bf16(out[0]);
-    }
+    if (tfd_alloc_x(k, &xq, &xd)) return -1;
+    tfd_quantize_x(x, k, 1, xq, xd);
+    tfd_q4_rows(packed, scale, low, n, k, xq, xd, 0, n, y);
     free(xq);
     free(xd);
     return 0;
@@ -202,30 +214,34 @@ static inline __attribute__((always_inline)) void q8_rows(int R, const int8_t *c
     for (int i = 0; i < R; i++) out[i] = hsum(acc[i]);
 }
 
-/* int8 weights (one fp32 scale per row): x in column order; returns 0, or -1 if out of memory */
-int tfd_q8_gemv(const int8_t *codes, const float *scale, int layer, int n, int k, const uint16_t *x, uint16_t *y) {
-    int blocks = k / BLOCK;
-    codes += (size_t)layer * n * k;  /* matrix `layer` of a stack (L, n, k); 0 for a lone matrix */
-    scale += (size_t)layer * n;
-    int16_t *xq;
-    float *xd;
-    if (alloc_x(k, &xq, &xd)) return -1;
-    float *xsum = xd + blocks;
-    quantize_x(x, k, 0, xq, xd, xsum);
-    int quads = n / 4;
-    for (int b = 0; b < quads; b++) {
-        int r = 4 * b;
+/* rows [r0, r1) of an int8 product (n rows of k columns, one fp32 scale per row), x already rounded by
+ * tfd_quantize_x(paired = 0) */
+void tfd_q8_rows(const int8_t *codes, const float *scale, int n, int k, const int16_t *xq, const float *xd, int r0,
+                 int r1, uint16_t *y) {
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) {
         float out[4];
         if (r + PREFETCH_ROWS + 4 <= n)
             prefetch(codes + (size_t)(r + PREFETCH_ROWS) * k, 4 * (size_t)k);
         q8_rows(4, codes + (size_t)r * k, k, xq, xd, out);
         for (int i = 0; i < 4; i++) y[r + i] = f32_to_bf16(scale[r + i] * out[i]);
     }
-    for (int r = 4 * quads; r < n; r++) {
+    for (; r < r1; r++) {
         float out[4];
         q8_rows(1, codes + (size_t)r * k, k, xq, xd, out);
         y[r] = f32_to_bf16(scale[r] * out[0]);
     }
+}
+
+/* int8 weights (one fp32 scale per row): x in column order; returns 0, or -1 if out of memory */
+int tfd_q8_gemv(const int8_t *codes, const float *scale, int layer, int n, int k, const uint16_t *x, uint16_t *y) {
+    codes += (size_t)layer * n * k;  /* matrix `layer` of a stack (L, n, k); 0 for a lone matrix */
+    scale += (size_t)layer * n;
+    int16_t *xq;
+    float *xd;
+    if (tfd_alloc_x(k, &xq, &xd)) return -1;
+    tfd_quantize_x(x, k, 0, xq, xd);
+    tfd_q8_rows(codes, scale, n, k, xq, xd, 0, n, y);
     free(xq);
     free(xd);
     return 0;

@@ -28,8 +28,8 @@ import torch
 from torch import Tensor
 
 # the products and attention; the whole decode step built on them (``native_step``)
-SOURCES = tuple(Path(__file__).with_name(name) for name in ("gemv_avx2.c", "decode_step_avx2.c"))
-FLAGS = ("-O3", "-mavx2", "-mfma", "-mf16c", "-shared", "-fPIC")
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("gemv_avx2.c", "decode_step_avx2.c", "decode_workers.c"))
+FLAGS = ("-O3", "-mavx2", "-mfma", "-mf16c", "-shared", "-fPIC", "-pthread")
 LIBS = ("-lm",)
 BLOCK = 32  # the kernels' block of input columns (the int4 group, the activations' rounding block)
 DISABLE_ENV = "TFDOJO_NO_KERNELS"
@@ -80,7 +80,7 @@ def _build() -> ctypes.CDLL:
     lib.tfd_q4_gemv.argtypes = [p, p, p, i, i, i, p, p]
     lib.tfd_q8_gemv.argtypes = [p, p, i, i, i, p, p]
     lib.tfd_attend_one.argtypes = [p, p, p, ctypes.c_long, i, p, p, i, i, i, ctypes.c_float, p]
-    lib.tfd_decode_step.argtypes = [p, ctypes.c_long, i, p, p, ctypes.c_long, ctypes.c_long, p]
+    lib.tfd_decode_step.argtypes = [p, ctypes.c_long, i, p, p, ctypes.c_long, ctypes.c_long, i, p]
     return lib
 
 

@@ -161,7 +161,7 @@ class NativeDecoder(nn.Module):
         k, v = cache.k, cache.v
         status = self.library.tfd_decode_step(
             ctypes.byref(self.spec), int(input_ids[0, 0]), cache.length, k.data_ptr(), v.data_ptr(),
-            k.stride(0), k.stride(2), logits.data_ptr(),
+            k.stride(0), k.stride(2), torch.get_num_threads(), logits.data_ptr(),
         )  # fmt: skip
         if status:
             raise MemoryError("the native decode step could not allocate its scratch memory")
