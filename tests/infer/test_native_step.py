@@ -13,7 +13,7 @@ from tfdojo.errors import ContextLengthError
 from tfdojo.infer import gemv_kernel, native_step
 from tfdojo.infer.cache import StaticKVCache
 from tfdojo.infer.compiled_decode import CompiledDecoder
-from tfdojo.infer.native_step import NativeDecoder, native_supported
+from tfdojo.infer.native_step import NativeDecoder, ThreadChoice, native_supported
 from tfdojo.infer.quant_llama import QuantLlama, quantized_decoder
 from tfdojo.models.llama import Llama, LlamaConfig
 
@@ -145,7 +145,7 @@ def test_threads_split_the_work_without_changing_a_bit():
 
 
 def _child_decodes(native: NativeDecoder, ids: list[int], results) -> None:
-    results.put(_decode(native, ids, 2))
+    results.put(_decode(native, ids, 2).float().tolist())  # plain numbers: a tensor would travel by shared memory
 
 
 def test_a_forked_child_starts_its_own_workers():
@@ -159,4 +159,22 @@ def test_a_forked_child_starts_its_own_workers():
     child.start()
     got = results.get(timeout=120)  # a child waiting for the parent's workers would never answer
     child.join(timeout=60)
-    assert torch.equal(got, want)
+    assert torch.equal(torch.tensor(got), want.float())
+
+
+def _run_choice(choice: ThreadChoice, seconds: dict[int, float], steps: int) -> list[int]:
+    picked = []
+    for _ in range(steps):
+        threads = choice.pick(2)
+        choice.record(threads, seconds[threads])
+        picked.append(threads)
+    return picked
+
+
+def test_thread_choice_keeps_the_faster_count_and_follows_a_change_of_load():
+    choice = ThreadChoice()
+    quiet = _run_choice(choice, {1: 0.014, 2: 0.009}, 256)
+    assert quiet[4:].count(2) >= 0.9 * len(quiet[4:]) and 1 in quiet[4:]  # mostly two threads, still probing one
+    loaded = _run_choice(choice, {1: 0.015, 2: 0.030}, 256)  # another job arrives: two threads now lose
+    assert loaded[-128:].count(1) >= 0.9 * 128
+    assert ThreadChoice().pick(1) == 1  # nothing to choose with one thread

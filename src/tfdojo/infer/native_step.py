@@ -5,7 +5,8 @@ cost more than the products themselves: SmolLM2's int4 products take ~10 ms a to
 spends ~12 ms more around them (~20 torch calls a layer), a ``torch.compile`` graph still ~5 ms (its Python
 wrapper, the operators' Python bodies, the guards). llama.cpp avoids this by running the whole step in C; so
 does this module, with the same kernels as the eager decoder (``gemv_avx2.c``) and the same bf16 roundings, so
-its logits are the eager decoder's up to fp32 summation order (``tests/infer/test_native_step.py``).
+its logits are the eager decoder's up to fp32 summation order (``tests/infer/test_native_step.py``). Its products
+and attention are shared out over torch's thread count, or one thread where that is faster (``ThreadChoice``).
 
 Python describes the model once: every layer's weights of one kind stacked (L, ...) (``layer_stack``, the layers
 re-pointed at views: nothing is held twice), their addresses in a ``ctypes`` structure. Each step then passes a
@@ -19,6 +20,7 @@ padding masks, other caches) runs the wrapped decoder.
 from __future__ import annotations
 
 import ctypes
+import time
 from typing import Any
 
 import torch
@@ -74,6 +76,42 @@ def _matrix(linear: Int4Linear | Int8Linear, parts: tuple[Tensor, ...], bias: Te
     return _Matrix(kind, rows, cols, parts[0].data_ptr(), parts[1].data_ptr(), _address(low), _address(bias))
 
 
+class ThreadChoice:
+    """Which thread count the next step runs on: torch's, or one where one is faster (timed, steps interleaved).
+
+    Split over two threads a step ran 1.6x faster on a quiet 2-core machine and 2x slower with another job on the
+    cores (a worker that is not running holds up its chunk). So both are timed and the faster one is used, with a
+    few steps of the other in every ``PROBE_EVERY`` to notice when the load changes. The logits do not depend on
+    the choice (``decode_step_avx2.c`` splits rows and heads, never a sum).
+    """
+
+    PROBE_EVERY, PROBES, SAMPLES = 64, 4, 2
+    SMOOTHING = 0.25  # weight of a new step time in the running mean
+
+    def __init__(self) -> None:
+        self.mean: dict[int, float] = {}
+        self.count: dict[int, int] = {}
+        self.steps = 0
+
+    def pick(self, available: int) -> int:
+        """The thread count for the next step, given torch's."""
+        if available <= 1:
+            return 1
+        options = (available, 1)
+        for option in options:
+            if self.count.get(option, 0) < self.SAMPLES:
+                return option
+        self.steps += 1
+        best, other = sorted(options, key=self.mean.__getitem__)
+        return other if self.steps % self.PROBE_EVERY < self.PROBES else best
+
+    def record(self, threads: int, seconds: float) -> None:
+        """A step's time on ``threads`` threads."""
+        old = self.mean.get(threads)
+        self.mean[threads] = seconds if old is None else old + self.SMOOTHING * (seconds - old)
+        self.count[threads] = self.count.get(threads, 0) + 1
+
+
 def native_supported(decoder: nn.Module) -> bool:
     """Whether ``decoder`` (a QuantLlama) can decode natively: our kernels built and under every matrix, RoPE tables
     precomputed, no sliding window, head size a multiple of 8 (the attention kernel's)."""
@@ -126,6 +164,7 @@ class NativeDecoder(nn.Module):
             **{field: _matrix(linears[field][0], stack.parts, stack.bias) for field, stack in self.stacks.items()},
             head=_matrix(head, head.one_row, None),
         )
+        self.threads = ThreadChoice()
         # the addresses above point into these: they must live as long as this object
         self._keep = (model.embed.weight, model.norm.weight, decoder.cos, decoder.sin, head.one_row)
 
@@ -159,10 +198,13 @@ class NativeDecoder(nn.Module):
         assert isinstance(cache, StaticKVCache)  # checked by applies
         logits = torch.empty(1, 1, self.vocab, dtype=torch.bfloat16)
         k, v = cache.k, cache.v
+        threads = self.threads.pick(torch.get_num_threads())
+        start = time.perf_counter()
         status = self.library.tfd_decode_step(
             ctypes.byref(self.spec), int(input_ids[0, 0]), cache.length, k.data_ptr(), v.data_ptr(),
-            k.stride(0), k.stride(2), torch.get_num_threads(), logits.data_ptr(),
+            k.stride(0), k.stride(2), threads, logits.data_ptr(),
         )  # fmt: skip
+        self.threads.record(threads, time.perf_counter() - start)
         if status:
             raise MemoryError("the native decode step could not allocate its scratch memory")
         cache.advance(1)
