@@ -37,7 +37,8 @@ def load_gguf(
     """A LanguageModel from a GGUF file: model weights dequantized to ``dtype``, tokenizer from its metadata.
 
     With ``quant`` ("int4" | "int8") decode steps read integer weights; int4 takes the file's Q4_1/Q4_0 codes.
-    ``compile`` runs batch-1 decode steps as one ``torch.compile`` graph (compiled on the first step).
+    Batch-1 decode steps then run as one C call (``infer/native_step.py``) where our AVX2 kernels build;
+    ``compile`` runs them as one ``torch.compile`` graph instead (compiled on the first step).
     """
     from tfdojo.infer.language_model import LanguageModel
     from tfdojo.infer.quant_llama import quantized_decoder
