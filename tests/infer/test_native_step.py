@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -123,8 +124,16 @@ def test_a_sliding_window_model_is_not_native():
         NativeDecoder(decoder)
 
 
+class _AsAsked(ThreadChoice):
+    """Always torch's thread count (the tests below must run the split they name, whatever is faster here)."""
+
+    def pick(self, available: int) -> int:
+        return available
+
+
 def _decode(native: NativeDecoder, ids: list[int], threads: int) -> torch.Tensor:
     """Teacher-forced one-token steps from an empty cache on ``threads`` threads -> logits (len, V)."""
+    native.threads = _AsAsked()
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -178,3 +187,23 @@ def test_thread_choice_keeps_the_faster_count_and_follows_a_change_of_load():
     loaded = _run_choice(choice, {1: 0.015, 2: 0.030}, 256)  # another job arrives: two threads now lose
     assert loaded[-128:].count(1) >= 0.9 * 128
     assert ThreadChoice().pick(1) == 1  # nothing to choose with one thread
+
+
+def test_two_python_threads_decoding_at_once_get_their_own_answers():
+    """ctypes lets go of the GIL during a step, so two threads can be inside it together: each must get its own
+    logits (the workers serve one caller; the other runs alone), as if it had decoded by itself. The model is wide
+    enough (a step of ~1 ms) for the two threads' steps to overlap."""
+    torch.manual_seed(4)
+    config = LlamaConfig(vocab_size=2048, dim=384, n_layers=4, n_heads=6, n_kv_heads=2, ffn_hidden=1536, max_seq_len=64)
+    native = NativeDecoder(QuantLlama(Llama(config).eval().to(torch.bfloat16).requires_grad_(False), "int4"))
+    prompts = [torch.randint(0, 2048, (24,), generator=torch.Generator().manual_seed(s)).tolist() for s in (7, 8)]
+    alone = [_decode(native, ids, 1) for ids in prompts]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            together = list(pool.map(lambda ids: _decode(native, ids, 2), prompts * 2))
+    finally:
+        torch.set_num_threads(before)
+    for i, got in enumerate(together):
+        assert torch.equal(got, alone[i % 2])

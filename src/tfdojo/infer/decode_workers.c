@@ -12,7 +12,8 @@
  * chunk is one fetch_add on it, which tells the taker which task and how many chunks in one read: a worker late
  * from an old task reads next >= chunks and goes back to waiting, never runs a chunk of a task it did not see.
  * A new task is published only after every chunk of the last is done. After fork() the child has no workers:
- * the pool forgets them and starts new ones on first use.
+ * the pool forgets them and starts new ones on first use. ctypes releases the GIL during the call, so two Python
+ * threads may decode at once: the pool serves one caller at a time, and a second runs its chunks alone.
  */
 #include <immintrin.h>
 #include <pthread.h>
@@ -26,6 +27,7 @@
 typedef void (*tfd_chunk_fn)(void *arg, int chunk);
 
 static struct {
+    pthread_mutex_t owner; /* held by the caller using the workers */
     pthread_mutex_t lock;
     pthread_cond_t wake;
     _Atomic uint64_t word; /* epoch << 48 | chunks << 32 | next */
@@ -35,7 +37,7 @@ static struct {
     void *arg;
     int started;           /* workers running */
     int fork_handler;
-} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+} pool = {.owner = PTHREAD_MUTEX_INITIALIZER, .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 static inline unsigned epoch_of(uint64_t w) { return (unsigned)(w >> 48); }
 
@@ -74,12 +76,13 @@ static void *worker(void *unused) {
 
 static void forget_workers(void) { /* in a forked child: the threads did not come along */
     pool.started = 0;
+    pthread_mutex_init(&pool.owner, NULL);
     pthread_mutex_init(&pool.lock, NULL);
     pthread_cond_init(&pool.wake, NULL);
     atomic_store(&pool.sleepers, 0);
 }
 
-/* start workers until `wanted` run (or the OS refuses one); returns how many run */
+/* start workers until `wanted` run (or the OS refuses one); returns how many run. Called holding `owner`. */
 static int ensure_workers(int wanted) {
     if (!pool.fork_handler) {
         pthread_atfork(NULL, NULL, forget_workers);
@@ -99,11 +102,19 @@ static int ensure_workers(int wanted) {
     return pool.started;
 }
 
-/* fn(arg, c) for every c in [0, chunks), on this thread and up to threads - 1 workers; returns when all are done.
- * One caller at a time (the decode step is called with the GIL held). */
+static void run_alone(int chunks, tfd_chunk_fn fn, void *arg) {
+    for (int c = 0; c < chunks; c++) fn(arg, c);
+}
+
+/* fn(arg, c) for every c in [0, chunks), on this thread and up to threads - 1 workers; returns when all are done */
 void tfd_run_chunks(int threads, int chunks, tfd_chunk_fn fn, void *arg) {
-    if (threads <= 1 || chunks <= 1 || ensure_workers(threads - 1) == 0) {
-        for (int c = 0; c < chunks; c++) fn(arg, c);
+    if (threads <= 1 || chunks <= 1 || pthread_mutex_trylock(&pool.owner) != 0) {
+        run_alone(chunks, fn, arg); /* one thread asked, nothing to share, or another caller has the workers */
+        return;
+    }
+    if (ensure_workers(threads - 1) == 0) {
+        pthread_mutex_unlock(&pool.owner);
+        run_alone(chunks, fn, arg);
         return;
     }
     uint64_t epoch = (epoch_of(atomic_load(&pool.word)) + 1) & 0xFFFF;
@@ -122,4 +133,5 @@ void tfd_run_chunks(int threads, int chunks, tfd_chunk_fn fn, void *arg) {
         if (spins < SPIN) _mm_pause();
         else sched_yield();
     }
+    pthread_mutex_unlock(&pool.owner);
 }
