@@ -195,8 +195,11 @@ class LlamaCpp:
         self.proc.wait(timeout=30)
 
 
-def measure(contenders: dict[str, Timers], vocab: int, repeats: int, new: int) -> dict[str, dict[str, list[float]]]:
-    """Per contender, per round: prefill tok/s (128, 512) and decode tok/s; contenders alternate in each round."""
+def measure(
+    contenders: dict[str, Timers], vocab: int, repeats: int, new: int, prefill: bool = True
+) -> dict[str, dict[str, list[float]]]:
+    """Per contender, per round: prefill tok/s (128, 512; unless not ``prefill``) and decode tok/s; contenders
+    alternate in each round."""
     p128, p512 = prompt_ids(128, vocab), prompt_ids(512, vocab)
     for name, fns in contenders.items():  # warm-up: first calls allocate, pick kernels, compile
         start = time.perf_counter()
@@ -207,8 +210,9 @@ def measure(contenders: dict[str, Timers], vocab: int, repeats: int, new: int) -
     for r in range(repeats):
         for name, fns in contenders.items():
             t = rounds[name]
-            t.setdefault("prefill128_tok_s", []).append(128 / fns["prefill"](p128))
-            t.setdefault("prefill512_tok_s", []).append(512 / fns["prefill"](p512))
+            if prefill:
+                t.setdefault("prefill128_tok_s", []).append(128 / fns["prefill"](p128))
+                t.setdefault("prefill512_tok_s", []).append(512 / fns["prefill"](p512))
             t.setdefault("decode_tok_s", []).append(new / fns["decode"](p128, new))
         print(f"round {r + 1}/{repeats} done, load average {os.getloadavg()[0]:.1f}", flush=True)
     return rounds
@@ -315,6 +319,7 @@ def main() -> None:
     parser.add_argument("--llama-cpp", default=".venv-bench/bin/python", help="python with llama-cpp-python")
     parser.add_argument("--new-tokens", type=int, default=NEW_TOKENS, help="decode tokens timed per round")
     parser.add_argument("--random-weights", action="store_true")
+    parser.add_argument("--no-prefill", dest="prefill", action="store_false", help="time decode only (shorter runs)")
     parser.add_argument("--out", type=Path, default=RESULTS / "decode.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -353,7 +358,7 @@ def main() -> None:
 
     bandwidth = copy_bandwidth_gb_s()
     load_before = os.getloadavg()
-    rounds = measure(contenders, vocab, args.repeats, args.new_tokens)
+    rounds = measure(contenders, vocab, args.repeats, args.new_tokens, args.prefill)
     load_after = os.getloadavg()
     if llama is not None:
         llama.close()
@@ -368,7 +373,7 @@ def main() -> None:
         row["decode_GB_s_median"] = bytes_per_step[name] / step_s / 1e9
         row["weight_bytes_per_step"] = bytes_per_step[name]
         if reference is not None:
-            for key in ("decode_tok_s", "prefill512_tok_s"):
+            for key in ("decode_tok_s", "prefill512_tok_s")[: 2 if args.prefill else 1]:
                 per_round = [a / b for a, b in zip(t[key], reference[key], strict=True)]
                 row[f"{key}_vs_llama_cpp_per_round"] = per_round
                 row[f"{key}_vs_llama_cpp"] = summary(per_round)
@@ -382,7 +387,7 @@ def main() -> None:
         ratio = r.get("decode_tok_s_vs_llama_cpp")
         ratio_text = f"{ratio['min']:.2f}/{ratio['median']:.2f}/{ratio['max']:.2f}x" if ratio else "-"
         print(
-            f"{r['impl']:<22}{r['prefill512_tok_s']['median']:>11.0f}"
+            f"{r['impl']:<22}{r['prefill512_tok_s']['median'] if args.prefill else float('nan'):>11.0f}"
             f"{d['min']:>11.1f}/{d['median']:.1f}/{d['max']:.1f}{r['decode_GB_s_median']:>7.1f}{ratio_text:>24}"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -89,6 +89,9 @@ def test_only_batch1_steps_at_the_cache_position_on_a_bf16_cache_take_the_c_step
     assert not native.applies(one, None, None, fp32)
     batch2 = StaticKVCache.for_model(native, batch=2, max_len=8)
     assert not native.applies(one, None, None, batch2)
+    for layers, heads, size in ((1, 2, 16), (3, 2, 16), (2, 1, 16), (2, 2, 8)):  # another model's cache
+        assert not native.applies(one, None, None, StaticKVCache(layers, 1, heads, 8, size, dtype=torch.bfloat16))
+    assert native.applies(one, None, None, StaticKVCache(2, 1, 2, 8, 16, dtype=torch.bfloat16))  # this model's
     cache.advance(5)
     assert not native.applies(one, None, None, cache)  # full: the wrapped decoder raises the named error
 

@@ -169,12 +169,15 @@ class NativeDecoder(nn.Module):
         self._keep = (model.embed.weight, model.norm.weight, decoder.cos, decoder.sin, head.one_row)
 
     def applies(self, input_ids: Tensor, positions: Tensor | None, mask: Tensor | None, cache: Any) -> bool:
-        """A batch-1, one-token step with a known token on a bf16 static cache with room, at its next position."""
+        """A batch-1, one-token step with a known token on a bf16 static cache of this model's shape with room, at its
+        next position."""
         if mask is not None or input_ids.shape != (1, 1) or not isinstance(cache, StaticKVCache):
             return False
-        k = cache.k
-        if k.dtype != torch.bfloat16 or k.shape[1] != 1 or k.stride(-1) != 1 or k.stride(-2) != k.shape[-1]:
+        k, spec = cache.k, self.spec
+        if k.dtype != torch.bfloat16 or k.stride(-1) != 1 or k.stride(-2) != k.shape[-1]:
             return False
+        if (k.shape[0], k.shape[1], k.shape[2], k.shape[4]) != (spec.layers, 1, spec.kv_heads, spec.head_dim):
+            return False  # another model's cache: the C code would write past it; eager names the mismatch
         past = cache.length
         if past + 1 > cache.max_len or past >= self.max_positions or not 0 <= int(input_ids[0, 0]) < self.vocab:
             return False  # the wrapped decoder raises the named error
