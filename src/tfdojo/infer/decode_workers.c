@@ -22,7 +22,15 @@
 #include <stdint.h>
 
 #define MAX_WORKERS 63
-#define SPIN (1 << 15) /* pauses before sleeping: ~1 ms on current x86 (a pause is 40-140 cycles) */
+#define SPIN (1 << 15) /* pauses before sleeping: ~1 ms (a pause took 27 ns on the reference EPYC) */
+#define YIELD_EVERY 256 /* pauses between offers of the core (~7 µs): a waiting thread must not hold a core that
+                           the thread it waits for, or our other thread, needs (both on one core when another job
+                           has the other: spinning through a whole timeslice there made two threads 2.5x slower) */
+
+static inline void pause_or_yield(int spins) {
+    if (spins % YIELD_EVERY == YIELD_EVERY - 1) sched_yield();
+    else _mm_pause();
+}
 
 typedef void (*tfd_chunk_fn)(void *arg, int chunk);
 
@@ -59,7 +67,7 @@ static void *worker(void *unused) {
         int spins = 0;
         while (epoch_of(atomic_load_explicit(&pool.word, memory_order_acquire)) == seen) {
             if (++spins < SPIN) {
-                _mm_pause();
+                pause_or_yield(spins);
                 continue;
             }
             pthread_mutex_lock(&pool.lock);
@@ -128,10 +136,7 @@ void tfd_run_chunks(int threads, int chunks, tfd_chunk_fn fn, void *arg) {
         pthread_mutex_unlock(&pool.lock);
     }
     take_chunks();
-    /* the last chunks are a worker's: wait, yielding the core if that worker is not running (another process) */
-    for (int spins = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < chunks; spins++) {
-        if (spins < SPIN) _mm_pause();
-        else sched_yield();
-    }
+    /* the last chunks are a worker's: wait, offering the core in case that worker waits for it */
+    for (int spins = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < chunks; spins++) pause_or_yield(spins);
     pthread_mutex_unlock(&pool.owner);
 }
