@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tfdojo.practice.grading import train_head
-from tfdojo.practice.grading.agreement import load_labelled_answers, split_halves
+from tfdojo.practice.grading.agreement import LabelledAnswer, load_labelled_answers, split_halves
 from tfdojo.practice.grading.head import FEATURES, WEIGHTS, VerdictHead
 
 minilm = grading_support.minilm  # the shared fixture
@@ -51,6 +51,23 @@ def test_the_shipped_head_is_small_and_over_these_features():
     head = VerdictHead.load()
     assert head.features == FEATURES and WEIGHTS.stat().st_size < 4096
     assert "calibration half" in head.trained_on
+
+
+def test_the_out_of_fold_labels_per_kind_are_the_ones_whose_kappa_is_reported():
+    """cross_validate returns the labels it showed out of fold; their kappa and false passes are the ones it reports,
+    and per_kind counts them against the answers' own labels."""
+    gen = torch.Generator().manual_seed(0)
+    labels = ["correct", "partial", "incorrect"] * 14  # (42,)
+    level = torch.tensor([{"correct": 2.0, "partial": 1.0, "incorrect": 0.0}[lab] for lab in labels])
+    x = (level[:, None] + torch.randn(len(labels), len(FEATURES), generator=gen)).double()  # (42, F), label + noise
+    folds = torch.arange(len(labels)) % train_head.FOLDS
+    found = train_head.cross_validate(x, labels, folds, [0] * len(labels), ["incorrect"], [0] * len(FEATURES))
+    assert found is not None and len(found.shown) == len(labels)
+    kappa, false_pass = train_head.agreement([*labels, "incorrect"], [*found.shown, "incorrect"])
+    assert (found.kappa, found.false_pass) == pytest.approx((kappa, false_pass)) and found.false_pass <= 0.02
+    answers = [LabelledAnswer("q", "terse" if i % 2 else "paraphrase", lab, "") for i, lab in enumerate(labels)]
+    right = [sum(found.shown[i] == labels[i] for i in range(start, len(labels), 2)) for start in (0, 1)]
+    assert train_head.per_kind(answers, found.shown) == {"paraphrase": f"{right[0]}/21", "terse": f"{right[1]}/21"}
 
 
 def test_training_reads_the_calibration_half_only(monkeypatch, tmp_path):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -98,6 +99,19 @@ def calibration_features(
     return rows, errors
 
 
+@dataclass(frozen=True)
+class CrossValidated:
+    """A head setting chosen by cross-validation: its out-of-fold kappa and false passes, the L2 penalty and the two
+    cut-offs, and the label it showed each answer read (out of fold)."""
+
+    kappa: float
+    false_pass: float
+    l2: float
+    cut_partial: float
+    cut_correct: float
+    shown: tuple[str, ...]
+
+
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float, signs: Sequence[int] | None = None) -> torch.Tensor:
     """Weights then bias of an L2-regularised logistic regression on standardised features (float64, L-BFGS).
 
@@ -149,13 +163,13 @@ def cross_validate(
     errors: Sequence[int],
     screened: Sequence[str],
     signs: Sequence[int],
-) -> tuple[float, float, float, float, float] | None:
-    """The best (kappa, false pass, l2, cut_partial, cut_correct) out of fold with at most 2 % false passes."""
+) -> CrossValidated | None:
+    """The best setting out of fold with at most 2 % false passes, with its out-of-fold labels."""
     y_partial = torch.tensor([lab != "incorrect" for lab in labels], dtype=torch.float64)
     y_correct = torch.tensor([lab == "correct" for lab in labels], dtype=torch.float64)
     empty = [covers_nothing(row) for row in x.tolist()]
     all_labels = list(labels) + list(screened)
-    best: tuple[float, float, float, float, float] | None = None
+    best: CrossValidated | None = None
     for l2 in L2:
         p_partial, p_correct = (
             torch.zeros(len(labels), dtype=torch.float64),
@@ -175,9 +189,19 @@ def cross_validate(
                 for label, n, nothing in zip(labelled, errors, empty, strict=True)
             ] + ["incorrect"] * len(screened)
             kappa, false_pass = agreement(all_labels, shown)
-            if false_pass <= MAX_FALSE_PASS and (best is None or kappa > best[0] + 1e-9):
-                best = (kappa, false_pass, l2, cut_partial, cut_correct)
+            if false_pass <= MAX_FALSE_PASS and (best is None or kappa > best.kappa + 1e-9):
+                best = CrossValidated(kappa, false_pass, l2, cut_partial, cut_correct, tuple(shown[: len(labels)]))
     return best
+
+
+def per_kind(answers: Sequence[LabelledAnswer], shown: Sequence[str]) -> dict[str, str]:
+    """Out-of-fold "right / n" per kind of answer (of the answers read; the screened ones are shown incorrect)."""
+    right: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for a, label in zip(answers, shown, strict=True):
+        total[a.kind] += 1
+        right[a.kind] += label == a.label
+    return {kind: f"{right[kind]}/{n}" for kind, n in total.items()}
 
 
 def train(answers: Sequence[LabelledAnswer], cross: CrossEncoder | None = None) -> tuple[VerdictHead, dict]:
@@ -199,12 +223,13 @@ def train(answers: Sequence[LabelledAnswer], cross: CrossEncoder | None = None) 
         rows, errors = calibration_features(calibration, thresholds)
         x = torch.tensor(rows, dtype=torch.float64)  # (N, F)
         found = cross_validate(x, labels, folds, errors, calibration.screened, signs)
-        print(f"cross thresholds {grid}: {found}", flush=True)
-        if found is not None and (best is None or found[0] > best[0] + 1e-9):
+        if found is not None:
+            print(f"cross thresholds {grid}: kappa {found.kappa:.4f}, false passes {found.false_pass:.4f}", flush=True)
+        if found is not None and (best is None or found.kappa > best.kappa + 1e-9):
             best, chosen = found, (grid, x)
     if best is None or chosen is None:
         raise RuntimeError("no setting keeps cross-validated false passes at 2 %; widen CUTS")
-    kappa, false_pass, l2, cut_partial, cut_correct = best
+    l2, cut_partial, cut_correct = best.l2, best.cut_partial, best.cut_correct
     grid, x = chosen
     y_partial = torch.tensor([lab != "incorrect" for lab in labels], dtype=torch.float64)
     y_correct = torch.tensor([lab == "correct" for lab in labels], dtype=torch.float64)
@@ -221,7 +246,14 @@ def train(answers: Sequence[LabelledAnswer], cross: CrossEncoder | None = None) 
         trained_on=f"calibration half of grading_answers.toml: {len(answers)} answers, {len(questions)} questions",
         cross_thresholds=grid,
     )
-    report = {"cv_kappa": kappa, "cv_false_pass": false_pass, "l2": l2, "n": len(answers), "cross_thresholds": grid}
+    report = {
+        "cv_kappa": best.kappa,
+        "cv_false_pass": best.false_pass,
+        "l2": l2,
+        "n": len(answers),
+        "cross_thresholds": grid,
+        "cv_per_kind": per_kind(kept, best.shown),
+    }
     return head, report
 
 
