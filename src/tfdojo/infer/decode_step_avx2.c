@@ -34,6 +34,7 @@ int tfd_attend_one(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v
                    const uint16_t *k_new, const uint16_t *v_new, int hq, int hkv, int d, float scale, uint16_t *out);
 /* from decode_workers.c */
 void tfd_run_chunks(int threads, int chunks, void (*fn)(void *arg, int chunk), void *arg);
+void tfd_park_workers(void);
 
 #define CHUNKS_PER_THREAD 8 /* a product's rows in this many pieces per thread: one late thread holds little */
 
@@ -213,6 +214,7 @@ int tfd_decode_step(const struct tfd_decoder *m, long token, int pos, uint16_t *
         rms_norm(x, m->final_norm, dim, m->final_eps, h);
         product(&m->head, 0, h, logits, threads, xq, xd);
     }
+    if (threads > 1) tfd_park_workers();
     free(x);
     free(xq);
     free(xd);

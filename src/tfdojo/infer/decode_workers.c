@@ -3,7 +3,7 @@
  *
  * A decode step hands out ~150 tasks of 10-500 µs each, so waking a sleeping thread for each (a futex, ~5-50 µs)
  * would cost as much as the work. Workers therefore spin for the next task (about a millisecond, `SPIN` pauses),
- * then sleep on a condition variable until one comes. Chunks are taken dynamically, and the caller takes them
+ * then sleep on a condition variable until one comes; at the end of a step they are parked (asleep at once). Chunks are taken dynamically, and the caller takes them
  * too: a worker the OS has not scheduled (another process on the core) delays a task by at most the chunk it
  * holds, never by a whole timeslice per task as a fixed split with a barrier did (an OpenMP split measured 1,050 ms
  * against 11 ms for 30 layers on a loaded 2-core machine).
@@ -41,6 +41,7 @@ static struct {
     _Atomic uint64_t word; /* epoch << 48 | chunks << 32 | next */
     atomic_int done;       /* chunks of the current task finished */
     atomic_int sleepers;   /* workers waiting on `wake` */
+    atomic_int parked;     /* set between decode steps: wait asleep, not spinning */
     tfd_chunk_fn fn;       /* the current task, written before its word is published */
     void *arg;
     int started;           /* workers running */
@@ -66,7 +67,7 @@ static void *worker(void *unused) {
     for (;;) {
         int spins = 0;
         while (epoch_of(atomic_load_explicit(&pool.word, memory_order_acquire)) == seen) {
-            if (++spins < SPIN) {
+            if (++spins < SPIN && !atomic_load_explicit(&pool.parked, memory_order_relaxed)) {
                 pause_or_yield(spins);
                 continue;
             }
@@ -129,6 +130,7 @@ void tfd_run_chunks(int threads, int chunks, tfd_chunk_fn fn, void *arg) {
     pool.fn = fn;
     pool.arg = arg;
     atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool.parked, 0, memory_order_relaxed);
     atomic_store(&pool.word, epoch << 48 | (uint64_t)chunks << 32); /* publish: seq_cst, before reading sleepers */
     if (atomic_load(&pool.sleepers) > 0) {
         pthread_mutex_lock(&pool.lock);
@@ -140,3 +142,7 @@ void tfd_run_chunks(int threads, int chunks, tfd_chunk_fn fn, void *arg) {
     for (int spins = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < chunks; spins++) pause_or_yield(spins);
     pthread_mutex_unlock(&pool.owner);
 }
+
+/* the decode step is over: workers sleep until the next one instead of spinning through the caller's Python work,
+ * where torch's own threads want the cores (spinning there cost ~3 ms a token at two threads) */
+void tfd_park_workers(void) { atomic_store(&pool.parked, 1); }
