@@ -30,6 +30,7 @@ void tfd_q4_rows(const uint8_t *packed, const uint16_t *scale, const uint16_t *l
                  const float *xd, int r0, int r1, uint16_t *y);
 void tfd_q8_rows(const int8_t *codes, const float *scale, int n, int k, const int16_t *xq, const float *xd, int r0,
                  int r1, uint16_t *y);
+void tfd_silu_mul(const uint16_t *gate, const uint16_t *up, int n, uint16_t *act);
 int tfd_attend_one(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache, long head_stride, int n,
                    const uint16_t *k_new, const uint16_t *v_new, int hq, int hkv, int d, float scale, uint16_t *out);
 /* from decode_workers.c */
@@ -203,10 +204,7 @@ int tfd_decode_step(const struct tfd_decoder *m, long token, int pos, uint16_t *
         add_into(x, out, dim);
         rms_norm(x, m->norm2 + (size_t)l * dim, dim, m->eps, h);
         product(&m->gate_up, l, h, gu, threads, xq, xd);
-        for (int i = 0; i < m->hidden; i++) {
-            float g = f32(gu[i]);
-            act[i] = bf16(f32(bf16(g / (1.0f + expf(-g)))) * f32(gu[m->hidden + i]));
-        }
+        tfd_silu_mul(gu, gu + m->hidden, m->hidden, act);
         product(&m->down, l, act, out, threads, xq, xd);
         add_into(x, out, dim);
     }
