@@ -22,7 +22,10 @@ from llama_cpp import Llama
 
 def main() -> None:
     path, threads, n_ctx, logits_all = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "nll"
-    llm = Llama(path, n_ctx=n_ctx, n_batch=512, n_threads=threads, logits_all=logits_all, verbose=False)
+    # n_threads_batch (prompts) defaults to every core: held to the same count as ours, as n_threads (decode)
+    llm = Llama(
+        path, n_ctx=n_ctx, n_batch=512, n_threads=threads, n_threads_batch=threads, logits_all=logits_all, verbose=False
+    )
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)

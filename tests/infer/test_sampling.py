@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tfdojo.errors import ConfigError
+from tfdojo.infer import gemv_kernel
 from tfdojo.infer.sampling import SamplingConfig, filter_logits, sample, top_k_filter, top_p_filter
 
 
@@ -104,3 +105,19 @@ def test_same_seed_same_draws_different_seed_different_draws(logits):
 def test_invalid_settings_raise_config_error(kwargs):
     with pytest.raises(ConfigError):
         SamplingConfig(**kwargs)
+
+
+def test_greedy_of_one_bf16_row_follows_torch_argmax_rules_through_our_c_loop():
+    """First index on a tie, a NaN wins, -inf rows: as torch.argmax (the C loop runs once our kernels are loaded)."""
+    if gemv_kernel.library() is None:
+        pytest.skip("our AVX2 kernels are not built on this machine")
+    rows = [torch.randn(1, 49152, generator=torch.Generator().manual_seed(s)).to(torch.bfloat16) for s in range(3)]
+    tie = torch.zeros(1, 100, dtype=torch.bfloat16)
+    tie[0, [7, 40]] = 3.0
+    nan = torch.zeros(1, 100, dtype=torch.bfloat16)
+    nan[0, [5, 60]] = float("nan")
+    nan[0, 2] = 9.0
+    minus_inf = torch.full((1, 100), float("-inf"), dtype=torch.bfloat16)
+    for logits in [*rows, tie, nan, minus_inf]:
+        assert torch.equal(sample(logits, SamplingConfig()), logits.float().argmax(-1)), logits
+    assert gemv_kernel.argmax_row(rows[0][0]) == int(rows[0].float().argmax())  # the C loop, not a fallback

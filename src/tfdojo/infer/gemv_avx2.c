@@ -395,3 +395,20 @@ int tfd_attend_one(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v
     free(p);
     return 0;
 }
+
+/* index of the largest of n bf16 values, the first one on a tie, the first NaN if any (torch.argmax's rules).
+ * One thread on purpose: torch's argmax over a vocabulary runs on its OpenMP threads, which then spin on the
+ * cores through the next decode step (tfdojo.infer.sampling). */
+long tfd_argmax_bf16(const uint16_t *x, long n) {
+    long best = 0;
+    float top = -INFINITY;
+    for (long i = 0; i < n; i++) {
+        float v = bf16_to_f32(x[i]);
+        if (isnan(v)) return i;
+        if (v > top || i == 0) {
+            top = v;
+            best = i;
+        }
+    }
+    return best;
+}

@@ -80,6 +80,7 @@ def _build() -> ctypes.CDLL:
     lib.tfd_q4_gemv.argtypes = [p, p, p, i, i, i, p, p]
     lib.tfd_q8_gemv.argtypes = [p, p, i, i, i, p, p]
     lib.tfd_attend_one.argtypes = [p, p, p, ctypes.c_long, i, p, p, i, i, i, ctypes.c_float, p]
+    lib.tfd_argmax_bf16.argtypes, lib.tfd_argmax_bf16.restype = [p, ctypes.c_long], ctypes.c_long
     lib.tfd_decode_step.argtypes = [p, ctypes.c_long, i, p, p, ctypes.c_long, ctypes.c_long, i, p]
     return lib
 
@@ -168,6 +169,16 @@ def attend_one(q: Tensor, k_cache: Tensor, v_cache: Tensor, k_new: Tensor, v_new
     if status:
         raise MemoryError(f"attend_one could not allocate its scratch for {n + 1} positions")
     return out
+
+
+def argmax_row(logits: Tensor) -> int | None:
+    """The index of the largest of one contiguous bf16 row (V,) by our one-threaded C loop (torch.argmax's rules:
+    first on a tie, a NaN wins), or None where our kernels are not loaded (never builds them: only a quantized
+    model, which decodes natively, needs this)."""
+    lib = _state.get("lib")
+    if lib is None:
+        return None
+    return int(lib.tfd_argmax_bf16(logits.data_ptr(), logits.numel()))
 
 
 # The same functions as operators, for torch.compile (an opaque call in the graph). A plain Library.impl costs
