@@ -6,7 +6,8 @@
  * operators' Python bodies) spends another 5-10 ms around them. Here the norms, RoPE, attention, SiLU and the
  * residual adds run between the products with nothing in between.
  *
- * The arithmetic is the eager QuantLlama's, rounding to bf16 where it does (after each torch operator):
+ * The arithmetic is the eager QuantLlama's, rounding to bf16 (written bf16(.) below) where it does (after each
+ * torch operator):
  *   h = bf16(w * bf16(x * rsqrt(mean(x^2) + eps)))          RMSNorm, statistics in fp32
  *   qkv = product(h) (+ bias)                               the int kernels of gemv_avx2.c, bf16 out
  *   q, k = bf16(bf16(q * cos) + bf16(rotate_half(q) * sin)) RoPE (half-split), the same for k
@@ -22,6 +23,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "bf16.h"
 
 /* from gemv_avx2.c */
 int tfd_alloc_x(int k, int16_t **xq, float **xd);
@@ -60,18 +63,6 @@ struct tfd_decoder {
     const uint16_t *cos, *sin;      /* (positions, head_dim) bf16: the RoPE tables */
     struct tfd_matrix qkv, o, gate_up, down, head;
 };
-
-static inline float f32(uint16_t h) {
-    union { uint32_t u; float f; } v = {(uint32_t)h << 16};
-    return v.f;
-}
-
-static inline uint16_t bf16(float f) { /* round to nearest even, as torch */
-    union { float f; uint32_t u; } v = {f};
-    if (isnan(f)) return 0x7FC0;
-    v.u += 0x7FFF + ((v.u >> 16) & 1);
-    return (uint16_t)(v.u >> 16);
-}
 
 /* one product's rows, split into chunks for the threads */
 struct rows_task {
@@ -116,7 +107,7 @@ static void product(const struct tfd_matrix *w, int layer, const uint16_t *x, ui
     tfd_run_chunks(threads, chunks, rows_chunk, &t);
     if (w->bias != NULL) {
         const uint16_t *b = w->bias + at;
-        for (int i = 0; i < w->rows; i++) y[i] = bf16(f32(y[i]) + f32(b[i]));
+        for (int i = 0; i < w->rows; i++) y[i] = f32_to_bf16(bf16_to_f32(y[i]) + bf16_to_f32(b[i]));
     }
 }
 
@@ -137,15 +128,18 @@ static void head_chunk(void *arg, int j) {
         t->failed = 1; /* only ever set: a racing write is harmless */
 }
 
+/* bf16(a) * b rounded to bf16, in fp32: one bf16 multiplication of torch's */
+static inline float times(float a, uint16_t b) { return bf16_to_f32(f32_to_bf16(bf16_to_f32(f32_to_bf16(a)) * bf16_to_f32(b))); }
+
 static void rms_norm(const uint16_t *x, const uint16_t *w, int n, float eps, uint16_t *out) {
     double squares = 0.0;
-    for (int i = 0; i < n; i++) squares += (double)f32(x[i]) * f32(x[i]);
+    for (int i = 0; i < n; i++) squares += (double)bf16_to_f32(x[i]) * bf16_to_f32(x[i]);
     float r = 1.0f / sqrtf((float)(squares / n) + eps);
-    for (int i = 0; i < n; i++) out[i] = bf16(f32(w[i]) * f32(bf16(f32(x[i]) * r)));
+    for (int i = 0; i < n; i++) out[i] = f32_to_bf16(times(bf16_to_f32(x[i]) * r, w[i]));
 }
 
 static void add_into(uint16_t *x, const uint16_t *y, int n) {
-    for (int i = 0; i < n; i++) x[i] = bf16(f32(x[i]) + f32(y[i]));
+    for (int i = 0; i < n; i++) x[i] = f32_to_bf16(bf16_to_f32(x[i]) + bf16_to_f32(y[i]));
 }
 
 /* heads (count, d) rotated in place by this position's cos and sin (d,): rotate_half(x) = (-x2, x1) */
@@ -154,11 +148,9 @@ static void rope(uint16_t *heads, int count, int d, const uint16_t *cos, const u
     for (int h = 0; h < count; h++) {
         uint16_t *x = heads + (size_t)h * d;
         for (int i = 0; i < half; i++) {
-            float x1 = f32(x[i]), x2 = f32(x[i + half]);
-            float a = f32(bf16(x1 * f32(cos[i]))), b = f32(bf16(-x2 * f32(sin[i])));
-            float c = f32(bf16(x2 * f32(cos[i + half]))), e = f32(bf16(x1 * f32(sin[i + half])));
-            x[i] = bf16(a + b);
-            x[i + half] = bf16(c + e);
+            float x1 = bf16_to_f32(x[i]), x2 = bf16_to_f32(x[i + half]);
+            x[i] = f32_to_bf16(times(x1, cos[i]) + times(-x2, sin[i]));
+            x[i + half] = f32_to_bf16(times(x2, cos[i + half]) + times(x1, sin[i + half]));
         }
     }
 }

@@ -29,6 +29,7 @@ from torch import Tensor
 
 # the products and attention; the whole decode step built on them (``native_step``)
 SOURCES = tuple(Path(__file__).with_name(name) for name in ("gemv_avx2.c", "decode_step_avx2.c", "decode_workers.c"))
+HEADERS = (Path(__file__).with_name("bf16.h"),)  # included by the sources: part of the library's cache key
 FLAGS = ("-O3", "-mavx2", "-mfma", "-mf16c", "-shared", "-fPIC", "-pthread")
 LIBS = ("-lm",)
 BLOCK = 32  # the kernels' block of input columns (the int4 group, the activations' rounding block)
@@ -60,7 +61,7 @@ def _build() -> ctypes.CDLL:
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C compiler {compiler!r}")
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
-    source = b"".join(path.read_bytes() for path in SOURCES)
+    source = b"".join(path.read_bytes() for path in SOURCES + HEADERS)
     key = hashlib.sha256(source + " ".join(FLAGS + LIBS).encode() + version.encode()).hexdigest()[:16]
     target = _cache_dir() / f"gemv_avx2-{key}.so"
     if not target.exists():
