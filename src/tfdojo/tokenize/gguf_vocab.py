@@ -39,11 +39,17 @@ def _smollm_words() -> pre_tokenizers.PreTokenizer:
 WORD_SPLITS = {"gpt2": _gpt2_words, "default": _gpt2_words, "smollm": _smollm_words}
 
 
+@cache
+def _alphabet_symbols() -> frozenset[str]:
+    """The 256 characters of the byte alphabet (built once: a set per vocabulary entry cost 0.36 s a load)."""
+    return frozenset(byte_alphabet().values())
+
+
 def _spelled(token: str) -> str:
     """A vocabulary entry in the byte alphabet; entries written as raw text are re-spelled byte by byte."""
-    alphabet = byte_alphabet()
-    if set(token) <= set(alphabet.values()):
+    if _alphabet_symbols().issuperset(token):
         return token
+    alphabet = byte_alphabet()
     return "".join(alphabet[b] for b in token.encode("utf-8"))
 
 
