@@ -36,13 +36,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from tfdojo.infer import gemv_kernel
 from tfdojo.infer.cache import StaticKVCache
 from tfdojo.infer.fast_llama import FastLlama, _rms_norm, rms_norm_with
 from tfdojo.infer.layer_stack import StackedNorms, StackedProducts, stackable
-from tfdojo.nn.kv import KVCache
+from tfdojo.infer.step_wrapper import StepWrapper
 from tfdojo.nn.rope import rotate_half
 
 # inductor's run-time checks of sizes, strides and alignment: debugging aids, ~1 µs per tensor, ~430 per step
@@ -50,12 +50,11 @@ FIELDS = ("qkv", "o", "gate_up", "down")  # a layer's matrices (FastLlama's fuse
 NO_RUNTIME_ASSERTS = {"size_asserts": False, "alignment_asserts": False, "scalar_asserts": False}
 
 
-class CompiledDecoder(nn.Module):
+class CompiledDecoder(StepWrapper):
     """Wraps a FastLlama (usually a QuantLlama): batch-1 decode steps through one compiled graph, the rest eager."""
 
     def __init__(self, decoder: FastLlama) -> None:
-        super().__init__()
-        self.decoder, self.config = decoder, decoder.config
+        super().__init__(decoder)
         self.compiled: Any = None  # built on the first step; False once compiling has failed
         layers = decoder.layers
         bf16 = decoder.model.embed.weight.dtype == torch.bfloat16
@@ -83,28 +82,15 @@ class CompiledDecoder(nn.Module):
             return False  # a sliding window reads a different slice: the eager decoder handles it
         return positions is None or int(positions.reshape(-1)[0]) == cache.length
 
-    @torch.inference_mode()
-    def forward(
-        self,
-        input_ids: Tensor,
-        *,
-        positions: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        cache: KVCache | None = None,
-        last_only: bool = False,
-    ) -> Tensor:
-        """Logits as the wrapped decoder's; a compiled step where :meth:`applies`."""
-        if not self.applies(input_ids, positions, attention_mask, cache):
-            return self.decoder(
-                input_ids, positions=positions, attention_mask=attention_mask, cache=cache, last_only=last_only
-            )
-        assert isinstance(cache, StaticKVCache)  # checked by applies
+    def step(self, input_ids: Tensor, cache: StaticKVCache) -> Tensor | None:
+        """One token's logits (1, 1, V) through the compiled graph; None where compiling failed or the cache is full
+        (the eager decoder then runs it, or raises the named error)."""
         past = cache.length
         if past + 1 > cache.max_len:
-            return self.decoder(input_ids, cache=cache, last_only=last_only)  # the eager path raises the named error
+            return None
         out = self._compiled_step(input_ids, torch.tensor([past]), cache.k, cache.v, torch.empty(past, 0))
         if out is None:
-            return self.decoder(input_ids, cache=cache, last_only=last_only)
+            return None
         logits, new_k, new_v = out
         cache.k[:, :, :, past : past + 1] = new_k  # (L, 1, Hkv, 1, D): every layer's key at this position
         cache.v[:, :, :, past : past + 1] = new_v

@@ -31,7 +31,7 @@ from tfdojo.infer.cache import StaticKVCache
 from tfdojo.infer.fast_llama import FastLlama
 from tfdojo.infer.int_linear import Int4Linear, Int8Linear
 from tfdojo.infer.layer_stack import StackedNorms, StackedProducts, stackable
-from tfdojo.nn.kv import KVCache
+from tfdojo.infer.step_wrapper import StepWrapper
 
 FIELDS = ("qkv", "o", "gate_up", "down")  # a layer's matrices (FastLlama's fused layout), in the C struct's order
 FORMATS = {Int4Linear: 4, Int8Linear: 8}  # TFD_Q4, TFD_Q8 in decode_step_avx2.c
@@ -128,15 +128,14 @@ def native_supported(decoder: nn.Module) -> bool:
     return ours and isinstance(head, Int8Linear) and head.one_row is not None and head.bias is None
 
 
-class NativeDecoder(nn.Module):
+class NativeDecoder(StepWrapper):
     """Wraps a QuantLlama: batch-1 decode steps in one C call (``tfd_decode_step``), everything else by the wrapped
     decoder. Build it with :func:`native_supported` true."""
 
     def __init__(self, decoder: FastLlama) -> None:
-        super().__init__()
         if not native_supported(decoder):
             raise ValueError("this decoder cannot decode natively (see native_supported)")
-        self.decoder, self.config = decoder, decoder.config
+        super().__init__(decoder)
         self.library = gemv_kernel.library()
         layers, model = decoder.layers, decoder.model
         self.norm1 = StackedNorms([layer.norm1 for layer in layers])  # (L, dim) each
@@ -183,22 +182,8 @@ class NativeDecoder(nn.Module):
             return False  # the wrapped decoder raises the named error
         return positions is None or int(positions.reshape(-1)[0]) == past
 
-    @torch.inference_mode()
-    def forward(
-        self,
-        input_ids: Tensor,
-        *,
-        positions: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        cache: KVCache | None = None,
-        last_only: bool = False,
-    ) -> Tensor:
-        """Logits as the wrapped decoder's; one C call where :meth:`applies`."""
-        if not self.applies(input_ids, positions, attention_mask, cache):
-            return self.decoder(
-                input_ids, positions=positions, attention_mask=attention_mask, cache=cache, last_only=last_only
-            )
-        assert isinstance(cache, StaticKVCache)  # checked by applies
+    def step(self, input_ids: Tensor, cache: StaticKVCache) -> Tensor:
+        """One token's logits (1, 1, V) in one C call; its key and value stored in the cache."""
         logits = torch.empty(1, 1, self.vocab, dtype=torch.bfloat16)
         k, v = cache.k, cache.v
         threads = self.threads.pick(torch.get_num_threads())
