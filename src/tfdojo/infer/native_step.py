@@ -79,9 +79,10 @@ def _matrix(linear: Int4Linear | Int8Linear, parts: tuple[Tensor, ...], bias: Te
 class ThreadChoice:
     """Which thread count the next step runs on: torch's, or one where one is faster (timed, steps interleaved).
 
-    Split over two threads a step ran 1.6x faster on a quiet 2-core machine and 2x slower with another job on the
-    cores (a worker that is not running holds up its chunk). So both are timed and the faster one is used, with a
-    few steps of the other in every ``PROBE_EVERY`` to notice when the load changes. The logits do not depend on
+    Split over two threads a SmolLM2 step ran 1.6x faster on a quiet 2-core machine (7.5 against 12.5 ms); with
+    another job on the cores, anywhere from as fast as one thread to 2.5x slower (a worker the OS has not scheduled
+    holds up its chunk). So both are timed and the faster one is used, with a few steps of the other in every
+    ``PROBE_EVERY`` to notice when the load changes. The logits do not depend on
     the choice (``decode_step_avx2.c`` splits rows and heads, never a sum).
     """
 
