@@ -126,6 +126,15 @@ def test_keyword_salad_is_a_list_of_rubric_terms_without_a_claim():
     assert not salad_terms("Paris, London, Rome, Madrid", vocabulary)  # not rubric terms: off-topic, not salad
 
 
+def test_a_terse_answer_that_relates_its_terms_is_not_salad():
+    """Fragments with linking words or relation signs state something: a terse answer, not a list of terms."""
+    vocabulary = content_stems([p.text for p in SCALING.key_points])
+    assert not salad_terms("variance grows with d; softmax saturated, tiny gradients, so scale by 1/√d", vocabulary)
+    assert not salad_terms("variance: d, softmax: saturated, gradients: vanishing, fix: divide by √d", vocabulary)
+    assert not salad_terms("variance ∝ d, softmax → one-hot, gradients → 0, head dimension d", vocabulary)
+    assert salad_terms("variance, softmax and saturation, vanishing gradients, head dimension", vocabulary)
+
+
 def test_rubric_from_documented_dict_form():
     rubric = Rubric.from_dict(
         {

@@ -19,7 +19,7 @@ import argparse
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,9 +135,17 @@ def report(pairs: Sequence[Pair], predicted: Tensor) -> dict:
 
 
 def train(
-    model: CrossEncoder, train_set: Cached, dev: Cached | None, config: TrainConfig, progress: Progress
+    model: CrossEncoder,
+    train_set: Cached,
+    dev: Cached | None,
+    config: TrainConfig,
+    progress: Progress,
+    after_epoch: Callable[[list[dict]], None] | None = None,
 ) -> list[dict]:
-    """Fit the LoRA factors, top-layer norms and head; returns the loss and dev accuracy after each epoch."""
+    """Fit the LoRA factors, top-layer norms and head; returns the loss and dev accuracy after each epoch.
+
+    ``after_epoch`` is handed the history so far at the end of each epoch (``main`` saves the weights there, so a run
+    cut short keeps its last finished epoch)."""
     rng = random.Random(config.seed)
     counts = torch.bincount(train_set.labels, minlength=3).float()
     weight = counts.sum() / (3 * counts.clamp(min=1))  # inverse class frequency, mean 1 over a balanced set
@@ -170,6 +178,8 @@ def train(
             row["dev_accuracy"] = round(float((predict(model, dev) == dev.labels).float().mean()), 4)
         progress.console.print(row)
         history.append(row)
+        if after_epoch is not None:
+            after_epoch(history)
     return history
 
 
@@ -201,6 +211,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         split = PairSplit(*(tuple(random.Random(args.seed).sample(p, min(args.limit, len(p)))) for p in parts))
     train_pairs = list(split.train) + (list(split.dev) if args.with_dev else [])
     model = CrossEncoder(default_embedder(), CrossConfig(frozen_layers=args.frozen_layers, rank=args.rank))
+    questions = sorted({p.question for p in train_pairs})
+    trained_on = (
+        f"{len(train_pairs)} pairs of {len(questions)} questions, none of the held-out half "
+        f"({'with' if args.with_dev else 'without'} the calibration half)"
+    )
+    train_facts = vars(config) | {"pairs": dict(Counter(p.relation for p in train_pairs))}
+
+    def save_unfinished(history: list[dict]) -> None:
+        """Each finished epoch's weights, marked unfinished until the last one (held-out pairs not yet read)."""
+        if len(history) < config.epochs:
+            model.save(args.out, trained_on=trained_on, train=train_facts, history=history, unfinished=True)
+
     started = time.perf_counter()
     with _progress() as progress:
         progress.console.print(
@@ -209,16 +231,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         train_cache = cache_lower(model, train_pairs, progress, "train")
         dev_cache = None if args.with_dev else cache_lower(model, split.dev, progress, "dev")
-        history = train(model, train_cache, dev_cache, config, progress)
+        history = train(model, train_cache, dev_cache, config, progress, after_epoch=save_unfinished)
         test_cache = cache_lower(model, split.test, progress, "held-out")
     dev = None if dev_cache is None else report(split.dev, predict(model, dev_cache))
     test = report(split.test, predict(model, test_cache))
-    questions = sorted({p.question for p in train_pairs})
     digest = model.save(
         args.out,
-        trained_on=f"{len(train_pairs)} pairs of {len(questions)} questions, none of the held-out half "
-        f"({'with' if args.with_dev else 'without'} the calibration half)",
-        train=vars(config) | {"pairs": dict(Counter(p.relation for p in train_pairs))},
+        trained_on=trained_on,
+        train=train_facts,
         history=history,
         dev=dev,
         held_out=test,
