@@ -57,3 +57,22 @@ def test_w_says_when_the_score_cut_offs_decided(tmp_path, monkeypatch):
     shown = _why_shown(tmp_path, monkeypatch, None)
     assert "decided by the score cut-offs · 1 stated error lowered the label" in shown
     assert "verdict head" not in shown
+
+
+def _drill_real(tmp_path, *flags: str) -> str:
+    """One bundled free-text question answered with the shipped grader (MiniLM), then `w`."""
+    args = ["drill", "--id", "masking-before-softmax", "--no-timer", "--data-dir", str(tmp_path / "data"), *flags]
+    answer = (  # the cross-encoder reads its second sentence as stating the key-axis point (P 0.90)
+        "Add -inf to blocked logits pre-softmax; those keys get zero probability and the rest renormalise. "
+        "Pad masks go on the key axis; an all-masked row gives NaN."
+    )
+    result = runner.invoke(app, args, input=f"{answer}\n\nw\n\n", env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    return result.stdout[result.stdout.index("why this grade") :]
+
+
+def test_drill_cross_reads_free_text_with_the_cross_encoder_and_w_says_so(tmp_path):
+    shown = _drill_real(tmp_path, "--cross")
+    assert "over the cross-encoder's reading of" in shown and "(point, sentence) pairs" in shown
+    assert "(cross-encoder, P " in shown  # a point it decided, with its probability
+    assert "cross-encoder" not in _drill_real(tmp_path / "fast")  # the default is the fast path alone

@@ -33,6 +33,7 @@ from tfdojo.practice.session import (
     ORDERS,
     DrillSession,
     Filters,
+    Graders,
     Submission,
     hint_for,
     pick_questions,
@@ -131,6 +132,14 @@ def drill(
     count_: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Ask at most this many.")] = 10,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the last interrupted drill.")] = False,
     timer: Annotated[bool, typer.Option("--timer/--no-timer", help="Show the time left while answering.")] = True,
+    cross: Annotated[
+        bool,
+        typer.Option(
+            "--cross",
+            help="Read free-text answers with the cross-encoder too: fairer to terse and paraphrased answers, easier "
+            "on confident-wrong ones, ~0.4 s more per answer (docs/grading.md).",
+        ),
+    ] = False,
     judge: JudgeOpt = None,
     judge_model: JudgeModelOpt = None,
     judge_timeout: JudgeTimeoutOpt = 60.0,
@@ -148,7 +157,7 @@ def drill(
                 found = _interrupted(store, bank)
                 if found is None:
                     raise ProgressError(f"no interrupted drill to resume in {store.path}; start one with tfdojo drill")
-                session, questions = DrillSession(store, id=found[0]), found[1]
+                session, questions = DrillSession(store, graders=Graders.reading(cross), id=found[0]), found[1]
             else:
                 filters = Filters(
                     _check_choices(section, tuple(SECTIONS), "--section"),
@@ -166,7 +175,7 @@ def drill(
                     return
                 if _interrupted(store, bank):
                     out.print("[dim]a new drill: the interrupted drill is left (tfdojo drill --resume continued it)[/]")
-                session = DrillSession(store, filters)
+                session = DrillSession(store, filters, graders=Graders.reading(cross))
                 session.plan(questions)
             _run_drill(session, questions, bank, folder / "work", timer, second, lab_dir)
 

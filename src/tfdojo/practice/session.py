@@ -107,12 +107,22 @@ class Outcome:
         return self.shown or self.verdict
 
 
+def _free_text_outcome(grade: Any) -> Outcome:
+    why = grade.why() if callable(getattr(grade, "why", None)) else None
+    return Outcome(grade.verdict, grade.score, grade.feedback, why, getattr(grade, "shown", None))
+
+
 def _free_text(question: Question, answer: str) -> Outcome:
     from tfdojo.practice.grading.free_text import grade_free_text
 
-    grade = grade_free_text(question.rubric, answer)
-    why = grade.why() if callable(getattr(grade, "why", None)) else None
-    return Outcome(grade.verdict, grade.score, grade.feedback, why, getattr(grade, "shown", None))
+    return _free_text_outcome(grade_free_text(question.rubric, answer))
+
+
+def _free_text_cross(question: Question, answer: str) -> Outcome:
+    """Free text read by the fast path and then the cross-encoder (``grading/cross_stage.py``; docs/grading.md)."""
+    from tfdojo.practice.grading.free_text import grade_free_text
+
+    return _free_text_outcome(grade_free_text(question.rubric, answer, cross=True))
 
 
 def _numeric(question: Question, answer: str) -> Outcome:
@@ -151,6 +161,12 @@ class Graders:
     free_text: Grader = _free_text
     numeric: Grader = _numeric
     code: Grader = _code
+
+    @classmethod
+    def reading(cls, cross: bool) -> Graders:
+        """The default graders; with ``cross``, free text is read by the cross stage too (better on terse and
+        paraphrased answers, worse on confident-wrong ones, ~0.35 s more CPU per answer: docs/grading.md)."""
+        return cls(free_text=_free_text_cross) if cross else cls()
 
     def grade(self, question: Question, answer: str) -> Outcome:
         """Route by question type; for coding, ``answer`` is the submitted source."""

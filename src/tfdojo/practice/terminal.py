@@ -85,7 +85,10 @@ def show_why(outcome: Outcome | None) -> None:
         for column in ("point", "status", "your sentence", "similarity"):
             table.add_column(column)
         for p in why["points"]:
-            table.add_row(p["point"], p["status"], p.get("sentence") or "—", f"{p.get('similarity', 0):.2f}")
+            status = p["status"]
+            if p.get("decided_by") == "cross-encoder":
+                status += f" (cross-encoder, P {p['cross_probability']:.2f})"
+            table.add_row(p["point"], status, p.get("sentence") or "—", f"{p.get('similarity', 0):.2f}")
         for m in why.get("misconceptions", []):
             table.add_row(m["misconception"], "misconception", m["sentence"], f"{m['similarity']:.2f}")
         out.print(table)
@@ -114,6 +117,8 @@ def decision_line(decision: dict[str, Any]) -> str:
         how = "decided by the verdict head"
         if "p_correct" in decision:
             how += f": P(at least partial) {decision['p_at_least_partial']:.2f}, P(correct) {decision['p_correct']:.2f}"
+        if "cross_encoder_pairs" in decision:
+            how += f" over the cross-encoder's reading of {decision['cross_encoder_pairs']} (point, sentence) pairs"
     errors = decision["stated_errors"]
     lowered = f"{errors} stated error{'s' if errors != 1 else ''} lowered the label" if errors else "no stated errors"
     return f"{how} · {lowered}"

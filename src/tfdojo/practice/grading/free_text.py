@@ -262,9 +262,9 @@ def grade_free_text(
     uses the shipped verdict head (trained on MiniLM's similarities) unless ``embedder`` is not an ``Encoder``;
     False or None decides with the score cut-offs of ``thresholds``. ``cross``: True adds the cross stage (the shipped
     cross-encoder and its head, ``cross_stage.py``) when both are built, the embedder is the bundled MiniLM and
-    ``head`` is True; False (the default: the cross stage did not beat the fast path's cross-validated kappa on the
-    calibration half, docs/grading.md) or None is the fast path alone; a ``CrossEncoder`` is used with the given
-    head (or the cut-offs).
+    ``head`` is True; False (the default: the cross stage agrees better with the labels but grades fewer
+    confident-wrong answers incorrect and costs four to five times the CPU, docs/grading.md) or None is the fast path
+    alone; a ``CrossEncoder`` is used with the given head (or the cut-offs).
     """
     screened = screen(rubric, answer)
     if screened is not None:
