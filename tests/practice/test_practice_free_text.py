@@ -287,5 +287,5 @@ def test_minilm_agreement_on_the_held_out_half_stays_above_its_floor(minilm):
     shown = [grade_free_text(bank[a.question].rubric, a.text, embedder=minilm).shown for a in held_out]
     labels = [a.label for a in held_out]
     false_passes = sum(s == "correct" for s, label in zip(shown, labels, strict=True) if label == "incorrect")
-    assert cohen_kappa(labels, shown) >= 0.50  # measured 0.530 (docs/grading.md)
+    assert cohen_kappa(labels, shown) >= 0.50  # measured 0.516 (docs/grading.md)
     assert false_passes / labels.count("incorrect") <= 0.02  # measured 0.0 %
