@@ -82,6 +82,24 @@ def test_train_cross_hands_only_training_questions_to_the_model(monkeypatch, min
     assert seen["train"] and not {p.question for p in seen["train"]} & (calibration | held_out)
 
 
+def test_a_run_cut_after_its_first_epoch_keeps_that_epochs_weights(monkeypatch, tmp_path, minilm):
+    """train_cross saves after each finished epoch, marked unfinished; a run killed later leaves a loadable file."""
+
+    class Killed(Exception):
+        pass
+
+    def killed_after_training(pairs, predicted):
+        raise Killed
+
+    monkeypatch.setattr(train_cross, "report", killed_after_training)  # dies after the last epoch, before its save
+    out = tmp_path / "cut.safetensors"
+    with pytest.raises(Killed):
+        train_cross.main(["--epochs", "2", "--limit", "40", "--out", str(out)])
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert manifest["unfinished"] is True and [row["epoch"] for row in manifest["history"]] == [1]
+    CrossEncoder.load(minilm, out)  # the checksum matches: the epoch's weights are whole
+
+
 def test_a_malformed_pair_file_names_the_entry(tmp_path):
     (tmp_path / "x.toml").write_text(
         '[[pair]]\nquestion = "gqa-head-grouping"\npoint = 9\nlabel = "states"\nsentence = "s"\n'

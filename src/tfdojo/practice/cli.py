@@ -137,7 +137,7 @@ def drill(
         typer.Option(
             "--cross",
             help="Read free-text answers with the cross-encoder too: fairer to terse and paraphrased answers, easier "
-            "on confident-wrong ones, ~0.4 s more per answer (docs/grading.md).",
+            "on confident-wrong ones, about 0.35 s more CPU per answer (docs/grading.md).",
         ),
     ] = False,
     judge: JudgeOpt = None,
