@@ -271,3 +271,26 @@ def test_many_connections_opening_a_new_progress_file_at_once_all_succeed(tmp_pa
         with ThreadPoolExecutor(8) as pool:
             versions = list(pool.map(open_and_close, [folder] * 8))
         assert len(set(versions)) == 1
+
+
+CROSS_QUESTION = "masking-before-softmax"
+CROSS_ANSWER = (  # the cross-encoder reads its second sentence as stating the key-axis point (P 0.90)
+    "Add -inf to blocked logits pre-softmax; those keys get zero probability and the rest renormalise. "
+    "Pad masks go on the key axis; an all-masked row gives NaN."
+)
+
+
+def test_cross_reads_free_text_with_the_cross_encoder_in_sessions_and_mock_interviews(live: Live, tmp_path: Path):
+    """`tfdojo web --cross`: the timed session's why names the points the cross-encoder decided, and the mock
+    interview's report says which grader scored it; the default server (``live``) reads with the fast path alone."""
+    assert "cross-encoder" not in answer_timed(live, CROSS_QUESTION, CROSS_ANSWER)
+    with serve(WebConfig(port=free_port(), data_dir=tmp_path / "cross", cross=True)) as cross:
+        assert "cross-encoder, P " in html.unescape(answer_timed(cross, CROSS_QUESTION, CROSS_ANSWER))
+        started = cross.post("/mock", {"minutes": "10", "seed": "0", "level": "medium"})
+        assert started.status == 303, started.text
+        key = started.headers["location"]
+        report = json.loads(cross.get(f"{key}/report.json").body)
+        assert report["cross"] is True and report["grader"] == "fast path + cross-encoder (--cross)"
+        assert "free text graded by the fast path + cross-encoder" in cross.get(f"{key}/report").text
+    started = live.post("/mock", {"minutes": "10", "seed": "0", "level": "medium"})
+    assert json.loads(live.get(started.headers["location"] + "/report.json").body)["grader"] == "fast path"

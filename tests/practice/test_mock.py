@@ -173,6 +173,32 @@ def test_cli_runs_an_interview_from_stdin_and_prints_the_report(tmp_path: Path) 
         assert [a.question_id for a in store.attempts()] == [q.question.id]
 
 
+def test_cli_cross_reads_free_text_with_the_cross_encoder_and_the_report_says_so(tmp_path: Path) -> None:
+    """`tfdojo mock --cross`: the interview's judge reads free text with the cross stage (a point it decided carries
+    its probability) and the report names the grader; without it, the fast path alone."""
+    from typer.testing import CliRunner
+
+    from tfdojo.cli import app
+    from tfdojo.practice.mock_judge import judge_cross
+
+    assert MockInterview(BANK, MockConfig(cross=True)).judge is judge_cross
+    assert MockInterview(BANK, MockConfig()).judge is judge
+    masking = BANK["masking-before-softmax"]
+    answer = (  # the cross-encoder reads its second sentence as stating the key-axis point (P 0.90)
+        "Add -inf to blocked logits pre-softmax; those keys get zero probability and the rest renormalise. "
+        "Pad masks go on the key axis; an all-masked row gives NaN."
+    )
+    notes = [w.note for w in judge_cross(masking, answer).why]
+    assert any(n.startswith("cross-encoder, P ") for n in notes), notes
+    assert not any("cross-encoder" in w.note for w in judge(masking, answer).why)
+    args = ["mock", "--seed", "5", "--data-dir", str(tmp_path)]
+    done = CliRunner().invoke(app, [*args, "--cross"], input="/stop\n")
+    assert done.exit_code == 0, done.output
+    assert "free text graded by: fast path + cross-encoder (--cross)" in done.stdout
+    plain = CliRunner().invoke(app, [*args, "--json"], input="/stop\n")
+    assert json.loads(plain.stdout)["cross"] is False
+
+
 def test_cli_bad_length_is_one_line_and_exit_1(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -11,7 +11,7 @@ import typer
 
 from tfdojo.app.config import DEFAULT_HOST, DEFAULT_PORT, WebConfig
 from tfdojo.lab.links import LAB_DIR
-from tfdojo.practice.cli import JudgeModelOpt, JudgeOpt, JudgeTimeoutOpt
+from tfdojo.practice.cli import CrossOpt, JudgeModelOpt, JudgeOpt, JudgeTimeoutOpt
 from tfdojo.practice.grading.judge import JudgeConfig
 
 
@@ -23,6 +23,7 @@ def web(
     data_dir_: Annotated[Path | None, typer.Option("--data-dir", help="Folder of progress.sqlite3.")] = None,
     bank_dir: Annotated[Path | None, typer.Option("--bank", help="A folder of question .toml files.")] = None,
     lab_dir: Annotated[Path, typer.Option("--lab-dir", help="Where `tfdojo lab run` wrote its figures.")] = LAB_DIR,
+    cross: CrossOpt = False,
     judge: JudgeOpt = None,
     judge_model: JudgeModelOpt = None,
     judge_timeout: JudgeTimeoutOpt = 60.0,
@@ -37,7 +38,14 @@ def web(
 
         second = JudgeConfig.from_options(judge, judge_model, judge_timeout) if judge else None
         config = WebConfig(
-            host=host, port=port, token=token, data_dir=data_dir_, bank_dir=bank_dir, judge=second, lab_dir=lab_dir
+            host=host,
+            port=port,
+            token=token,
+            data_dir=data_dir_,
+            bank_dir=bank_dir,
+            judge=second,
+            cross=cross,
+            lab_dir=lab_dir,
         )
         app = create_app(config)
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"

@@ -46,6 +46,7 @@ class WebConfig:
     """How the trainer is served. A host other than loopback needs a ``token`` (anyone on the network could connect).
 
     ``judge``: an OpenAI-compatible server asked for a second opinion on free-text answers (shown, never graded by).
+    ``cross``: free-text answers are read by the cross-encoder too (``grading/cross_stage.py``; docs/grading.md).
     ``lab_dir``: where `tfdojo lab run` left its figures, shown on the cards of the questions they answer.
     """
 
@@ -56,6 +57,7 @@ class WebConfig:
     bank_dir: Path | None = None
     limits: Limits = field(default_factory=Limits)
     judge: JudgeConfig | None = None
+    cross: bool = False
     lab_dir: Path = LAB_DIR
 
     def __post_init__(self) -> None:

@@ -19,7 +19,7 @@ from tfdojo.practice.counters import QuestionState, question_states
 from tfdojo.practice.grading.judge import Opinion, SecondOpinion
 from tfdojo.practice.loader import Bank, load_bank, load_bank_from
 from tfdojo.practice.mock import MockInterview
-from tfdojo.practice.mock_judge import Judge, Judgement, judge
+from tfdojo.practice.mock_judge import Judge, Judgement, judge, judge_for
 from tfdojo.practice.session import Submission
 from tfdojo.practice.store import ProgressStore
 
@@ -74,6 +74,8 @@ class Trainer:
 
     def __post_init__(self) -> None:
         self.bank = load_bank_from(self.config.bank_dir) if self.config.bank_dir else load_bank()
+        if self.judge is judge:  # the bundled graders (a test may pass its own): with the cross stage when asked
+            self.judge = judge_for(self.config.cross)
         self.second_opinion = SecondOpinion(self.config.judge) if self.config.judge else None
 
     def store(self) -> ProgressStore:

@@ -65,6 +65,14 @@ JudgeModelOpt = Annotated[
     str | None, typer.Option("--judge-model", help="The judge's model (default: the first it lists).")
 ]
 JudgeTimeoutOpt = Annotated[float, typer.Option("--judge-timeout", min=0.1, help="Seconds to wait for the judge.")]
+CrossOpt = Annotated[
+    bool,
+    typer.Option(
+        "--cross",
+        help="Read free-text answers with the cross-encoder too: fairer to terse and paraphrased answers, easier "
+        "on confident-wrong ones, about 0.35 s more CPU per answer (docs/grading.md).",
+    ),
+]
 LabDirOpt = Annotated[
     Path,
     typer.Option("--lab-dir", file_okay=False, help="Where `tfdojo lab run` left its figures (default ./lab-results)."),
@@ -132,14 +140,7 @@ def drill(
     count_: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Ask at most this many.")] = 10,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the last interrupted drill.")] = False,
     timer: Annotated[bool, typer.Option("--timer/--no-timer", help="Show the time left while answering.")] = True,
-    cross: Annotated[
-        bool,
-        typer.Option(
-            "--cross",
-            help="Read free-text answers with the cross-encoder too: fairer to terse and paraphrased answers, easier "
-            "on confident-wrong ones, about 0.35 s more CPU per answer (docs/grading.md).",
-        ),
-    ] = False,
+    cross: CrossOpt = False,
     judge: JudgeOpt = None,
     judge_model: JudgeModelOpt = None,
     judge_timeout: JudgeTimeoutOpt = 60.0,

@@ -19,7 +19,7 @@ from typing import Literal
 
 from tfdojo.errors import AnswerParseError, ConfigError, ProgressError
 from tfdojo.practice.loader import Bank
-from tfdojo.practice.mock_judge import Judge, Judgement, judge, record
+from tfdojo.practice.mock_judge import Judge, Judgement, judge, judge_for, record
 from tfdojo.practice.rubric import Rubric
 from tfdojo.practice.schema import SECTIONS, Question
 from tfdojo.practice.session import Submission
@@ -33,13 +33,15 @@ MIN_SECONDS_LEFT = 60.0  # no new question with less than a minute left
 
 @dataclass(frozen=True)
 class MockConfig:
-    """How long the interview runs, its seed, the starting level and (optionally) the sections it covers."""
+    """How long the interview runs, its seed, the starting level and (optionally) the sections it covers; ``cross``:
+    free-text answers are read by the cross-encoder too (``grading/cross_stage.py``; docs/grading.md)."""
 
     minutes: int = 30
     seed: int = 0
     level: str = "medium"
     sections: tuple[str, ...] = ()
     follow_ups: bool = True
+    cross: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.minutes <= 240:
@@ -125,6 +127,8 @@ class MockInterview:
     turns: list[Turn] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.judge is judge:  # the bundled graders (a test may pass its own): with the cross stage when asked
+            self.judge = judge_for(self.config.cross)
         sections = set(self.config.sections)
         self._pool = [q for q in self.bank if q.type != "coding" and (not sections or q.section in sections)]
         if not self._pool:

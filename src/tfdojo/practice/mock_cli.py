@@ -1,5 +1,6 @@
 """`tfdojo mock`: the mock interview in the terminal (answers end with an empty line; `/stop` ends early).
 
+``--cross`` reads free-text answers with the cross-encoder too, as `tfdojo drill --cross` does (docs/grading.md).
 With ``--judge URL`` each free-text main answer also gets a second opinion from an OpenAI-compatible server, printed
 beside the grade and stored with the attempt, as in `tfdojo drill`; it never changes the grade, the level or the
 follow-ups, and the time spent waiting for it is not taken from the interview's budget (answers' seconds are).
@@ -16,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from tfdojo.practice.cli import JudgeModelOpt, JudgeOpt, JudgeTimeoutOpt
+from tfdojo.practice.cli import CrossOpt, JudgeModelOpt, JudgeOpt, JudgeTimeoutOpt
 from tfdojo.practice.grading.judge import JudgeConfig, SecondOpinion, ask_and_keep, no_opinion_line, wants_judge
 from tfdojo.practice.loader import load_bank, load_bank_from
 from tfdojo.practice.mock import LEVELS, MockConfig, MockInterview, record_turn
@@ -59,6 +60,7 @@ def mock(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     data_dir_: Annotated[Path | None, typer.Option("--data-dir", help="Folder of progress.sqlite3.")] = None,
     bank_dir: Annotated[Path | None, typer.Option("--bank", help="A folder of question .toml files.")] = None,
+    cross: CrossOpt = False,
     judge: JudgeOpt = None,
     judge_model: JudgeModelOpt = None,
     judge_timeout: JudgeTimeoutOpt = 60.0,
@@ -69,12 +71,14 @@ def mock(
     with friendly_errors():
         second = SecondOpinion(JudgeConfig.from_options(judge, judge_model, judge_timeout)) if judge else None
         config = MockConfig(
-            minutes=minutes, seed=seed, level=level, sections=tuple(section or ()), follow_ups=follow_ups
+            minutes=minutes, seed=seed, level=level, sections=tuple(section or ()), follow_ups=follow_ups, cross=cross
         )
         bank = load_bank_from(bank_dir) if bank_dir is not None else load_bank()
         interview = MockInterview(bank, config)
         with ProgressStore.open(data_dir_) as store:
-            session_id = store.start_session({"mock": {"seed": seed, "minutes": minutes}}, datetime.now(UTC))
+            session_id = store.start_session(
+                {"mock": {"seed": seed, "minutes": minutes, "cross": cross}}, datetime.now(UTC)
+            )
             err = sys.stderr
             if second is not None:
                 err.write(f"second opinion from {second.config.base}: shown beside the grade, never in it\n")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from tfdojo.practice.grading.grade import PointMatch
 from tfdojo.practice.rubric import KeyPoint, Misconception, Rubric
 from tfdojo.practice.schema import Question
 from tfdojo.practice.session import DrillSession, Graders, Outcome, Submission
@@ -48,13 +49,20 @@ class Judgement:
         return Outcome(self.verdict, self.score, self.feedback)
 
 
-def _free_text(rubric: Rubric, answer: str) -> Judgement:
+def _how(match: PointMatch) -> str:
+    """What decided a point's status beyond the similarity shown: an alias said, or the cross-encoder's reading."""
+    if match.cross is not None:
+        return f"cross-encoder, P {match.cross:.2f}"
+    return "alias" if match.by_alias else ""
+
+
+def _free_text(rubric: Rubric, answer: str, cross: bool = False) -> Judgement:
     from tfdojo.practice.grading.free_text import grade_free_text
 
-    g = grade_free_text(rubric, answer)
+    g = grade_free_text(rubric, answer, cross=cross)
     contradicted = g.contradicted  # stated wrongly: a wrong version of the point was closer than the point
-    why = [WhyLine("covered", m.point.text, m.clause, m.similarity, "alias" if m.by_alias else "") for m in g.covered]
-    why += [WhyLine("contradicted", m.point.text, m.clause, m.similarity) for m in contradicted]
+    why = [WhyLine("covered", m.point.text, m.clause, m.similarity, _how(m)) for m in g.covered]
+    why += [WhyLine("contradicted", m.point.text, m.clause, m.similarity, _how(m)) for m in contradicted]
     why += [WhyLine("uncertain", m.point.text, m.clause, m.similarity, "stated with a negation") for m in g.uncertain]
     why += [WhyLine("missed", m.point.text, None, m.similarity) for m in g.missed]
     why += [
@@ -89,16 +97,27 @@ def _code(question: Question, source: str) -> Judgement:
     return Judgement("correct" if g.passed else "incorrect", 1.0 if g.passed else 0.0, g.feedback, why)
 
 
-def judge(question: Question, answer: str, rubric: Rubric | None = None) -> Judgement:
-    """Grade ``answer`` by the question's type; ``rubric`` replaces the question's own (a follow-up's narrower one)."""
+def judge(question: Question, answer: str, rubric: Rubric | None = None, *, cross: bool = False) -> Judgement:
+    """Grade ``answer`` by the question's type; ``rubric`` replaces the question's own (a follow-up's narrower one).
+    ``cross``: free text is read by the cross stage too (``grading/cross_stage.py``; docs/grading.md)."""
     if question.type == "coding":
         return _code(question, answer)
     if question.type == "numeric" and rubric is None:
         return _numeric(question, answer)
-    return _free_text(rubric or question.rubric, answer)
+    return _free_text(rubric or question.rubric, answer, cross)
+
+
+def judge_cross(question: Question, answer: str, rubric: Rubric | None = None) -> Judgement:
+    """``judge`` with free text read by the cross stage too: what `--cross` selects in the web trainer and the mock."""
+    return judge(question, answer, rubric, cross=True)
 
 
 Judge = Callable[[Question, str, Rubric | None], Judgement]
+
+
+def judge_for(cross: bool) -> Judge:
+    """The judge a front end uses: the fast path alone, or with ``cross`` the cross stage too."""
+    return judge_cross if cross else judge
 
 
 @dataclass

@@ -69,10 +69,16 @@ class MockReport:
     missed: tuple[MissedPoint, ...]
     misconceptions: tuple[tuple[str, str, str], ...]  # (question id, misconception, why it is wrong)
     drill_next: tuple[str, ...]
+    cross: bool = False  # free text was read by the cross-encoder too
+
+    @property
+    def grader(self) -> str:
+        """Which free-text grader scored the answers (the two disagree on terse and confident-wrong answers)."""
+        return "fast path + cross-encoder (--cross)" if self.cross else "fast path"
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form."""
-        return asdict(self)
+        return {**asdict(self), "grader": self.grader}
 
 
 def _recovered(follow_up: Turn | None) -> bool:
@@ -157,6 +163,7 @@ def build_report(interview: MockInterview) -> MockReport:
         tuple(missed),
         tuple(misconceptions),
         drill or (("tfdojo drill --due",) if main_turns(interview.turns) else ()),
+        cross=interview.config.cross,
     )
 
 
@@ -166,6 +173,7 @@ def render_text(report: MockReport) -> str:
         f"mock interview (seed {report.seed}, {report.minutes} min): {len(report.turns)} answers in "
         f"{report.elapsed_seconds / 60:.1f} min; ended at level {report.final_level}",
         f"readiness: {report.readiness:.0%} — {report.readiness_label}",
+        f"free text graded by: {report.grader}",
         "",
         "per section:",
     ]
