@@ -322,7 +322,7 @@ def test_the_judge_is_not_asked_for_i_dont_know_numeric_or_a_bad_url(tmp_path, b
 def offline_mock(monkeypatch):
     """The free-text grader replaced by one that says incorrect (0.2) with nothing covered, as the mock reads it."""
 
-    def stub(rubric, answer):
+    def stub(rubric, answer, cross=False):
         none = ()
         return SimpleNamespace(
             verdict="incorrect", shown=None, score=0.2, feedback="stub", covered=none, contradicted=none,
