@@ -41,9 +41,7 @@ def start(
     config = MockConfig(minutes=minutes, seed=seed, level=level, sections=sections, cross=t.config.cross)
     interview = MockInterview(t.bank, config, judge=t.judge)
     with t.store() as store:
-        session_id = store.start_session(
-            {"mock": {"seed": seed, "minutes": minutes, "cross": t.config.cross}, "web": True}, t.clock()
-        )
+        session_id = store.start_session({"mock": {"seed": seed, "minutes": minutes}, "web": True}, t.clock())
     key = t.add_mock(WebMock(session_id, interview))
     return RedirectResponse(f"/mock/{key}", status_code=303)
 

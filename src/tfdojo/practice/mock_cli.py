@@ -76,9 +76,7 @@ def mock(
         bank = load_bank_from(bank_dir) if bank_dir is not None else load_bank()
         interview = MockInterview(bank, config)
         with ProgressStore.open(data_dir_) as store:
-            session_id = store.start_session(
-                {"mock": {"seed": seed, "minutes": minutes, "cross": cross}}, datetime.now(UTC)
-            )
+            session_id = store.start_session({"mock": {"seed": seed, "minutes": minutes}}, datetime.now(UTC))
             err = sys.stderr
             if second is not None:
                 err.write(f"second opinion from {second.config.base}: shown beside the grade, never in it\n")
